@@ -1,0 +1,14 @@
+"""Helpers for the RNN workbook.
+
+Small modules, one concern each, meant to be read:
+
+- ``utils.config``  seeds, device choice, FAST mode, paths
+- ``utils.plot``    heatmaps, curves, gradient-norm plots
+- ``utils.train``   one small training loop with a progress bar and clipping
+- ``utils.checks``  self-checks that explain what went wrong
+- ``utils.instructor``  lab generation, grading and release (for instructors)
+"""
+
+from utils.config import DATA_DIR, FAST, ROOT, get_device, pick, seed_everything, setup
+
+__all__ = ["DATA_DIR", "FAST", "ROOT", "get_device", "pick", "seed_everything", "setup"]

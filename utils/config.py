@@ -1,0 +1,98 @@
+"""Seeds, device choice, FAST mode and paths, in one place.
+
+Every notebook starts with::
+
+    from utils.config import setup
+    device = setup(seed=0)
+
+FAST mode (``WORKBOOK_FAST=1``) is what CI uses: smaller data and fewer epochs so
+that every notebook runs in seconds. Students get the full run by default.
+Use :func:`pick` to choose a size: ``epochs = pick(full=30, fast=2)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The workbook's top folder (the one holding README.md)."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+FAST: bool = _flag("WORKBOOK_FAST")
+"""True when ``WORKBOOK_FAST`` is set: CI-sized data and epochs."""
+
+DATA_DIR = Path(os.environ.get("WORKBOOK_DATA", ROOT / "data")).expanduser()
+"""Where datasets are cached (``$WORKBOOK_DATA`` or ``data/``)."""
+
+CHECKPOINT_DIR = ROOT / "checkpoints"
+"""Where notebooks save trained weights (git-ignored)."""
+
+
+def pick(full, fast):
+    """Return ``fast`` in FAST mode and ``full`` otherwise.
+
+    >>> pick(full=30, fast=2) in (30, 2)
+    True
+    """
+    return fast if FAST else full
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA and MPS devices
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best available device: ``cuda``, then ``mps``, then ``cpu``.
+
+    ``prefer`` (or the ``WORKBOOK_DEVICE`` environment variable) forces one,
+    e.g. ``"cpu"`` to compare timings. Nothing in the workbook requires a GPU.
+    """
+    choice = (prefer or os.environ.get("WORKBOOK_DEVICE", "")).strip().lower()
+    if choice:
+        if choice.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available")
+        if choice == "mps" and not (
+            hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+        ):
+            raise RuntimeError("device 'mps' was asked for, but MPS is not available")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def setup(seed: int = 0, *, verbose: bool = True, device: str | None = None) -> torch.device:
+    """Seed everything, choose the device, set plot defaults; return the device.
+
+    Thread count follows ``OMP_NUM_THREADS`` when set (CI pins it to 1).
+    """
+    seed_everything(seed)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        torch.set_num_threads(int(threads))
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.rcParams.update(
+            {"figure.figsize": (6.4, 3.6), "figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3}
+        )
+    except ImportError:  # plotting is optional for scripts
+        pass
+    dev = get_device(device)
+    if verbose:
+        print(f"device: {dev.type} | FAST mode: {FAST} | seed: {seed}")
+    return dev
