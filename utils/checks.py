@@ -65,7 +65,8 @@ def check_dtype(name: str, x, expected) -> None:
     """Fail unless ``x`` has dtype ``expected`` (a NumPy or torch dtype)."""
     check_type(name, x)
     if x.dtype != expected:
-        raise _fail(f"{name} has dtype {x.dtype}, expected {expected}.")
+        want = np.dtype(expected) if isinstance(x, np.ndarray) else expected
+        raise _fail(f"{name} has dtype {x.dtype}, expected {want}.")
 
 
 def check_finite(name: str, x) -> None:
@@ -169,7 +170,9 @@ def check_gradient(
                 hint = "It has the wrong sign."
             elif n.ndim == 2 and n.shape[0] == n.shape[1] and np.allclose(a, n.T, rtol=1e-4):
                 hint = "It equals the transpose of the reference: check the order of the matmul."
-        raise _fail(f"{name}: relative error {err:.1e} is not below threshold {threshold:.0e}.", hint)
+        raise _fail(
+            f"{name}: relative error {err:.1e} is not below threshold {threshold:.0e}.", hint
+        )
     passed(f"{name}: relative error {err:.1e} < threshold {threshold:.0e}")
     return err
 
@@ -179,7 +182,9 @@ def check_scalar(name: str, value, *, low: float | None = None, high: float | No
     try:
         v = float(to_numpy(value))
     except (TypeError, ValueError):
-        raise _fail(f"{name} should be a single number, got {type(value).__name__} {_shape(value)}.")
+        raise _fail(
+            f"{name} should be a single number, got {type(value).__name__} {_shape(value)}."
+        ) from None
     if not np.isfinite(v):
         raise _fail(f"{name} is {v}, expected a finite number.")
     if low is not None and v < low:

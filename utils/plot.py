@@ -46,7 +46,9 @@ def heatmap(
     im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.grid(False)
     if x_labels is not None:
-        ax.set_xticks(range(len(x_labels)), labels=list(x_labels), rotation=90 if len(x_labels) > 8 else 0)
+        ax.set_xticks(
+            range(len(x_labels)), labels=list(x_labels), rotation=90 if len(x_labels) > 8 else 0
+        )
     if y_labels is not None:
         ax.set_yticks(range(len(y_labels)), labels=list(y_labels))
     if annotate:
@@ -72,7 +74,9 @@ def plot_curves(
     for name, values in history.items():
         v = np.asarray(list(values), dtype=float)
         if v.size:
-            ax.plot(np.arange(1, v.size + 1), v, marker="o" if v.size < 30 else None, ms=3, label=name)
+            ax.plot(
+                np.arange(1, v.size + 1), v, marker="o" if v.size < 30 else None, ms=3, label=name
+            )
     if logy:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -103,7 +107,9 @@ def plot_grad_norms(
     return ax
 
 
-def plot_hidden_states(H, *, tokens: Sequence[str] | None = None, ax=None, title: str | None = None):
+def plot_hidden_states(
+    H, *, tokens: Sequence[str] | None = None, ax=None, title: str | None = None
+):
     """Show hidden states ``H: (T, hidden_size)`` over time, one column per time step."""
     h = to_numpy(H)
     return heatmap(

@@ -44,7 +44,7 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 ANSWER_STUB = "YOUR ANSWER HERE"
 RAISES = "raises-exception"
 # Lines that look like a marker but are not exactly one (typos, wrong case, "##").
-_MARKER_LIKE = re.compile(r"^\s*#+\s*(BEGIN|END)\b|^\s*#+\s*(begin|end)[\s_-]*(sol|hid|test)", re.I)
+_MARKER_LIKE = re.compile(r"^\s*#+\s*(BEGIN|END)\b|^\s*#+\s*(?i:begin|end)[\s_-]*(?i:sol|hid|test)")
 # Errors a starter lab may raise: an unfinished exercise, or a name it would have defined.
 EXPECTED_ERRORS = {"NotImplementedError", "NameError"}
 
@@ -109,7 +109,9 @@ def _validate_cell(cell, ref: CellRef) -> None:
     has_solution = any(line.strip() in (BEGIN_SOLUTION, END_SOLUTION) for line in lines)
     has_hidden = any(line.strip() in (BEGIN_HIDDEN, END_HIDDEN) for line in lines)
     if has_solution and not meta.get("solution"):
-        raise LabSourceError(f"{ref}: {BEGIN_SOLUTION!r} in a cell without nbgrader solution metadata")
+        raise LabSourceError(
+            f"{ref}: {BEGIN_SOLUTION!r} in a cell without nbgrader solution metadata"
+        )
     if has_hidden and not meta.get("grade"):
         raise LabSourceError(f"{ref}: {BEGIN_HIDDEN!r} in a cell without nbgrader grade metadata")
     if cell.cell_type == "code" and meta.get("solution") and not has_solution:
@@ -117,6 +119,9 @@ def _validate_cell(cell, ref: CellRef) -> None:
     if meta.get("solution") or meta.get("grade"):
         if not meta.get("grade_id"):
             raise LabSourceError(f"{ref}: a solution or grade cell needs a grade_id")
+    if cell.cell_type == "code":  # fences balanced and not nested
+        _strip_fences(cell.source, ref, begin=BEGIN_HIDDEN, end=END_HIDDEN, replace=False)
+        _strip_fences(cell.source, ref, begin=BEGIN_SOLUTION, end=END_SOLUTION, replace=True)
     if meta.get("grade"):
         points = meta.get("points")
         if not isinstance(points, (int, float)) or points < 0:
@@ -247,9 +252,10 @@ def diff_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) ->
             if not have.exists():
                 problems.append(f"{have}: missing (run `make labs`)")
             elif json.loads(have.read_text()) != json.loads((staged / src.name).read_text()):
-                problems.append(f"{have}: differs from its solution (run `make labs`; never edit labs/ by hand)")
+                problems.append(
+                    f"{have}: differs from its solution (run `make labs`; never edit labs/ by hand)"
+                )
     for extra in sorted(labs_dir.glob("*.ipynb")):
         if extra.name not in {s.name for s in sources}:
             problems.append(f"{extra}: has no source in {solutions_dir.name}/")
     return problems
-
