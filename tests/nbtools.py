@@ -16,11 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def tagged_source(path: Path | str, tag: str = "defs") -> str:
     nb = nbformat.read(ROOT / path, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])]
+    cells = [
+        c.source for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])
+    ]
     if not cells:
         raise LookupError(f"{path}: no code cell is tagged {tag!r}")
     # IPython magics and shell escapes are not Python
-    lines = [ln for src in cells for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    lines = [
+        ln for src in cells for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))
+    ]
     return "\n".join(lines)
 
 
