@@ -1,0 +1,1 @@
+"""`make bench`: timings, accuracy targets and grading throughput, with the machine."""

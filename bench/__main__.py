@@ -1,0 +1,157 @@
+"""Measure what the README promises, on this machine, and write bench/RESULTS.md.
+
+    make bench                      # everything (about 10-15 min on 2 cores)
+    python -m bench --only notebooks/01_sequences_and_rnns.ipynb
+    python -m bench --skip-grading
+
+For every chapter and solution notebook: wall time of a fresh top-to-bottom run
+in full mode and in FAST mode, against its budget, and every line the notebook
+printed in the form ``[metric] name: value`` (accuracies, losses). Grading
+throughput comes from bench/grading.py when present. Targets are measured here,
+never asserted as timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+
+from utils.instructor.execute import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+METRIC = re.compile(r"^\[metric\]\s+([\w./ -]+?):\s+([-+0-9.eE%]+)", re.M)
+# Budgets from the course promises (seconds): full mode, FAST mode.
+BUDGETS = {"notebooks/01": (60, 45), "solutions/lab01": (60, 45)}
+DEFAULT_BUDGET = (180, 45)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} cores (torch uses {threads} threads), "
+        f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}"
+    )
+
+
+def budget(path: Path) -> tuple[int, int]:
+    rel = path.relative_to(ROOT).as_posix()
+    for prefix, b in BUDGETS.items():
+        if rel.startswith(prefix):
+            return b
+    return DEFAULT_BUDGET
+
+
+def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | None]:
+    nb = nbformat.read(path, as_version=4)
+    run = copy.deepcopy(nb)
+    for cell in run.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    error = None
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        # run in a scratch folder so files a notebook writes stay out of the repo
+        try:
+            run_notebook(run, Path(tmp), fast=fast, timeout=900)
+        except Exception as e:  # noqa: BLE001 - report, keep measuring the rest
+            error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    seconds = time.perf_counter() - start
+    text = "\n".join(
+        o.get("text", "") for c in run.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    return seconds, dict(METRIC.findall(text)), error
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", nargs="*", help="notebooks to measure (default: all)")
+    parser.add_argument("--skip-grading", action="store_true")
+    parser.add_argument("--skip-fast", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+
+    paths = (
+        [Path(p).resolve() for p in args.only]
+        if args.only
+        else sorted([*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
+    )
+    rows, metrics, failed = [], {}, False
+    for path in paths:
+        rel = path.relative_to(ROOT).as_posix()
+        full, found, error = time_notebook(path, fast=False)
+        fast = None if args.skip_fast else time_notebook(path, fast=True)[0]
+        b_full, b_fast = budget(path)
+        ok = error is None and full <= b_full and (fast is None or fast <= b_fast)
+        failed |= error is not None
+        rows.append((rel, full, b_full, fast, b_fast, "ok" if ok else (error or "over budget")))
+        metrics.update({f"{Path(rel).stem}: {k}": v for k, v in found.items()})
+        print(
+            f"{rel}: full {full:.1f} s (budget {b_full} s), FAST "
+            f"{'-' if fast is None else f'{fast:.1f} s'} (budget {b_fast} s) {rows[-1][-1]}",
+            flush=True,
+        )
+
+    grading = None
+    if not args.skip_grading and (ROOT / "bench" / "grading.py").exists():
+        from bench import grading
+
+        grading = grading.measure()
+        print(f"grading: {json.dumps(grading)}", flush=True)
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured by `make bench` on {dt.date.today().isoformat()}.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "## Notebook run times (fresh kernel, top to bottom)",
+        "",
+        "| notebook | full mode | budget | FAST mode | budget | |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for rel, full, b_full, fast, b_fast, status in rows:
+        fast_s = "-" if fast is None else f"{fast:.1f} s"
+        lines.append(f"| {rel} | {full:.1f} s | {b_full} s | {fast_s} | {b_fast} s | {status} |")
+    if metrics:
+        lines += [
+            "",
+            "## Targets printed by the notebooks (full mode)",
+            "",
+            "| notebook: metric | value |",
+            "| --- | ---: |",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in sorted(metrics.items())]
+    if grading:
+        lines += ["", "## Grading throughput", ""]
+        lines += [f"- {k}: {v}" for k, v in grading.items()]
+    out = Path(args.out)
+    if args.only:  # a partial run does not overwrite the full table
+        out = out.with_name("RESULTS-partial.md")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
