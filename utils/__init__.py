@@ -6,6 +6,9 @@ Small modules, one concern each, meant to be read:
 - ``utils.plot``    heatmaps, curves, gradient-norm plots
 - ``utils.train``   one small training loop with a progress bar and clipping
 - ``utils.checks``  self-checks that explain what went wrong
+- ``utils.data``    datasets (verified cache, mirror, download), vocabularies, batching
+- ``utils.tasks``   synthetic sequence tasks: adding, copy, reversal, counting, dates
+- ``utils.widgets`` interactive explorations (plain functions first, sliders second)
 - ``utils.instructor``  lab generation, grading and release (for instructors)
 """
 
