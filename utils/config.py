@@ -75,15 +75,21 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(seed: int = 0, *, verbose: bool = True, device: str | None = None) -> torch.device:
+def setup(
+    seed: int = 0, *, verbose: bool = True, device: str | None = None, threads: int | None = None
+) -> torch.device:
     """Seed everything, choose the device, set plot defaults; return the device.
 
-    Thread count follows ``OMP_NUM_THREADS`` when set (CI pins it to 1).
+    ``threads``: CPU threads for torch. The default is ``OMP_NUM_THREADS`` when
+    set, else 1: the small recurrent models of the chapters step through time
+    one small matmul at a time, where extra threads cost more in
+    synchronisation than they save (and on a busy machine, far more).
     """
     seed_everything(seed)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        torch.set_num_threads(int(threads))
+    env_threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads is None:
+        threads = int(env_threads) if env_threads.isdigit() else 1
+    torch.set_num_threads(max(1, threads))
     try:
         import matplotlib.pyplot as plt
 
