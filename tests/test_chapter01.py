@@ -1,0 +1,255 @@
+"""Chapter 1: the RNN written from scratch equals nn.RNN; the exploration widget behaves.
+
+The NumPy and PyTorch RNNs are loaded from the cells of the chapter tagged ``defs``,
+so these tests check the code students read, against ``nn.RNN`` with copied weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.nbtools import notebook_namespace
+from utils.widgets import RNN_INPUTS, interactive, plot_rnn_dynamics, rnn_dynamics
+
+NOTEBOOK = "notebooks/01_sequences_and_rnns.ipynb"
+SHAPES = [(1, 1, 1, 1), (2, 5, 3, 4), (3, 7, 5, 2), (4, 3, 2, 6)]  # (N, T, D, H)
+
+
+@pytest.fixture(scope="module")
+def ch1():
+    return notebook_namespace(NOTEBOOK)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _reference(N, T, D, H, seed=0):
+    """A float64 nn.RNN with nonzero biases, an input X: (N, T, D) and h0: (1, N, H)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    rnn = nn.RNN(D, H, batch_first=True, dtype=torch.float64)
+    X = torch.randn(N, T, D, dtype=torch.float64, generator=g)
+    h0 = torch.randn(1, N, H, dtype=torch.float64, generator=g)
+    return rnn, X, h0
+
+
+# --- the NumPy RNN ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("N,T,D,H", SHAPES)
+def test_numpy_rnn_equals_nn_rnn(ch1, N, T, D, H):
+    rnn, X, h0 = _reference(N, T, D, H)
+    outputs, h_n = rnn(X, h0)
+    W_xh, W_hh, b_h = (w.numpy() for w in ch1["weights_from"](rnn))
+    assert W_xh.shape == (D, H) and W_hh.shape == (H, H) and b_h.shape == (H,)
+    states = ch1["rnn_forward_np"](X.numpy(), h0[0].numpy(), W_xh, W_hh, b_h)
+    assert states.shape == (N, T, H)
+    np.testing.assert_allclose(states, outputs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(states[:, -1], h_n[0].detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_step_is_one_step_of_the_layer(ch1):
+    rnn, X, h0 = _reference(3, 1, 4, 5)
+    outputs, _ = rnn(X, h0)
+    W_xh, W_hh, b_h = (w.numpy() for w in ch1["weights_from"](rnn))
+    h_1 = ch1["rnn_step_np"](X[:, 0].numpy(), h0[0].numpy(), W_xh, W_hh, b_h)
+    np.testing.assert_allclose(h_1, outputs[:, 0].detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_the_comparison_catches_an_untransposed_w_hh(ch1):
+    """The equality above is not vacuous: W_hh used as stored by PyTorch gives other states."""
+    rnn, X, h0 = _reference(2, 6, 3, 4)
+    outputs, _ = rnn(X, h0)
+    W_xh, W_hh, b_h = (w.numpy() for w in ch1["weights_from"](rnn))
+    wrong = ch1["rnn_forward_np"](X.numpy(), h0[0].numpy(), W_xh, W_hh.T, b_h)
+    assert not np.allclose(wrong, outputs.detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "X_shape,h0_shape,match",
+    [((2, 5), (2, 4), "X must have shape"), ((2, 5, 7), (2, 4), "D=3"), ((2, 5, 3), (3, 4), "h0")],
+)
+def test_numpy_rnn_rejects_bad_shapes(ch1, X_shape, h0_shape, match):
+    W_xh, W_hh, b_h = np.zeros((3, 4)), np.zeros((4, 4)), np.zeros(4)
+    with pytest.raises(ValueError, match=match):
+        ch1["rnn_forward_np"](np.zeros(X_shape), np.zeros(h0_shape), W_xh, W_hh, b_h)
+
+
+# --- the PyTorch RNN -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("N,T,D,H", SHAPES)
+@pytest.mark.parametrize("with_h0", [True, False])
+def test_scratch_rnn_equals_nn_rnn_outputs_and_gradients(ch1, N, T, D, H, with_h0):
+    rnn, X, h0 = _reference(N, T, D, H)
+    scratch = ch1["ScratchRNN"].from_nn_rnn(rnn)
+    X_ref, X_s = X.clone().requires_grad_(), X.clone().requires_grad_()
+    h0_ref, h0_s = h0.clone().requires_grad_(), h0[0].clone().requires_grad_()
+    if with_h0:
+        outputs, h_n = rnn(X_ref, h0_ref)
+        outputs_s, h_T = scratch(X_s, h0_s)
+    else:
+        outputs, h_n = rnn(X_ref)
+        outputs_s, h_T = scratch(X_s)
+    torch.testing.assert_close(outputs_s, outputs)
+    torch.testing.assert_close(h_T, h_n[0])
+
+    weights = torch.randn(N, T, H, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ((outputs * weights).sum() + h_n.sum()).backward()
+    ((outputs_s * weights).sum() + h_T.sum()).backward()
+    torch.testing.assert_close(scratch.W_xh.grad, rnn.weight_ih_l0.grad.T)
+    torch.testing.assert_close(scratch.W_hh.grad, rnn.weight_hh_l0.grad.T)
+    torch.testing.assert_close(scratch.b_h.grad, rnn.bias_ih_l0.grad)
+    torch.testing.assert_close(scratch.b_h.grad, rnn.bias_hh_l0.grad)
+    torch.testing.assert_close(X_s.grad, X_ref.grad)
+    if with_h0:
+        torch.testing.assert_close(h0_s.grad, h0_ref.grad[0])
+
+
+def test_scratch_rnn_copies_weights_and_keeps_them_separate(ch1):
+    rnn, _, _ = _reference(1, 1, 3, 4)
+    scratch = ch1["ScratchRNN"].from_nn_rnn(rnn)
+    assert scratch.W_xh.dtype == torch.float64
+    with torch.no_grad():
+        scratch.W_hh.add_(1.0)  # a copy, not a view of nn.RNN's weights
+    assert not torch.allclose(scratch.W_hh, rnn.weight_hh_l0.T)
+
+
+def test_scratch_rnn_fresh_parameters(ch1):
+    torch.manual_seed(0)
+    model = ch1["ScratchRNN"](input_size=3, hidden_size=5)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes == {"W_xh": (3, 5), "W_hh": (5, 5), "b_h": (5,)}
+    bound = 5**-0.5
+    assert model.W_hh.abs().max() <= bound and model.W_hh.std() > 0
+    outputs, h_T = model(torch.randn(2, 4, 3))
+    assert outputs.shape == (2, 4, 5) and h_T.shape == (2, 5)
+    assert outputs.abs().max() < 1  # tanh
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 5, 4)])
+def test_scratch_rnn_rejects_bad_input(ch1, shape):
+    model = ch1["ScratchRNN"](input_size=3, hidden_size=5)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, T, D=3\)"):
+        model(torch.zeros(shape))
+
+
+# --- utils/widgets.py: the plain function behind the slider -----------------------------
+
+
+def _nn_rnn_reference(W_xh, W_hh, x):
+    """nn.RNN (no bias) with the given row-convention weights run on x: (T,); returns (T, H)."""
+    W_xh, W_hh = np.asarray(W_xh, dtype=float), np.asarray(W_hh, dtype=float)
+    H = W_hh.shape[0]
+    rnn = nn.RNN(1, H, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.as_tensor(W_xh).T)
+        rnn.weight_hh_l0.copy_(torch.as_tensor(W_hh).T)
+        outputs, _ = rnn(torch.as_tensor(x, dtype=torch.float64).reshape(1, -1, 1))
+    return outputs[0].numpy()
+
+
+@pytest.mark.parametrize("inputs", RNN_INPUTS)
+@pytest.mark.parametrize("w_hh,input_scale", [(0.9, 1.0), (1.5, 0.5), (-0.7, 2.0)])
+def test_one_unit_dynamics_equal_nn_rnn(inputs, w_hh, input_scale):
+    T = 12
+    t = np.arange(T)
+    x = {"pulse": t == 0, "constant": np.ones(T), "alternating": (-1.0) ** t}[inputs]
+    H = rnn_dynamics(w_hh, input_scale, inputs=inputs, num_steps=T)
+    assert H.shape == (T, 1)
+    expected = _nn_rnn_reference([[input_scale]], [[w_hh]], x.astype(float))
+    np.testing.assert_allclose(H, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_two_units_rotate_by_the_given_angle():
+    """Near zero (tiny input) and with w_hh = 1 the state turns by `rotation` degrees per step."""
+    H = rnn_dynamics(1.0, 1e-4, hidden_size=2, rotation=30.0, num_steps=6)
+    assert H.shape == (6, 2)
+    angles = np.degrees(np.arctan2(H[:, 1], H[:, 0]))
+    np.testing.assert_allclose(np.diff(angles), 30.0, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(H, axis=1), 1e-4, rtol=1e-3)
+    # and shrinks by w_hh per step when w_hh < 1
+    H = rnn_dynamics(0.8, 1e-4, hidden_size=2, rotation=45.0, num_steps=5)
+    norms = np.linalg.norm(H, axis=1)
+    np.testing.assert_allclose(norms[1:] / norms[:-1], 0.8, rtol=1e-3)
+
+
+def test_the_regimes_the_chapter_describes():
+    decay = rnn_dynamics(0.5, num_steps=20)[:, 0]
+    assert decay[0] == pytest.approx(math.tanh(1.0)) and abs(decay[-1]) < 1e-4
+    assert np.all(np.diff(decay) < 0)
+    held = rnn_dynamics(1.5, num_steps=60)[:, 0]
+    h_star = held[-1]
+    assert h_star > 0.8 and h_star == pytest.approx(math.tanh(1.5 * h_star), abs=1e-9)
+    flips = rnn_dynamics(-0.9, num_steps=10)[:, 0]
+    assert np.all(np.sign(flips[1:]) == -np.sign(flips[:-1]))
+    saturated = rnn_dynamics(0.5, 3.0, inputs="constant", num_steps=10)[:, 0]
+    assert saturated[-1] > 0.99
+
+
+def test_plot_returns_axes_with_one_line_per_unit():
+    ax = plot_rnn_dynamics()
+    assert isinstance(ax, plt.Axes)
+    data_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 30]
+    assert len(data_lines) == 1
+    np.testing.assert_allclose(data_lines[0].get_ydata(), rnn_dynamics()[:, 0])
+    assert "w_hh=0.9" in ax.get_title()
+
+    _, given = plt.subplots()
+    ax2 = plot_rnn_dynamics(0.95, hidden_size=2, rotation=30, num_steps=12, ax=given)
+    assert ax2 is given
+    assert len([ln for ln in ax2.get_lines() if len(ln.get_xdata()) == 12]) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"hidden_size": 3}, "hidden_size must be 1 or 2"),
+        ({"inputs": "noise"}, "inputs must be one of"),
+        ({"num_steps": 0}, "num_steps must be a positive integer"),
+        ({"num_steps": 2.5}, "num_steps must be a positive integer"),
+        ({"w_hh": float("nan")}, "w_hh must be a finite number"),
+        ({"w_hh": "0.9"}, "w_hh must be a finite number"),
+        ({"input_scale": float("inf")}, "input_scale must be a finite number"),
+        ({"rotation": None}, "rotation must be a finite number"),
+    ],
+)
+def test_bad_arguments_raise_a_clear_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rnn_dynamics(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        plot_rnn_dynamics(**kwargs)
+
+
+def test_interactive_wraps_the_plain_function_with_its_defaults():
+    calls = []
+
+    def plot(w_hh=0.9, input_scale=1.0, *, hidden_size=1):
+        calls.append((w_hh, input_scale, hidden_size))
+        return plot_rnn_dynamics(w_hh, input_scale, hidden_size=hidden_size)
+
+    wrapped = interactive(plot, w_hh=(-2.0, 2.0, 0.1), hidden_size=[1, 2])
+    sliders = {w.description: w for w in wrapped.widget.children if hasattr(w, "description")}
+    assert sliders["w_hh"].value == pytest.approx(0.9)  # the function's default, not mid-range
+    assert sliders["hidden_size"].value == 1
+    assert calls[-1] == (0.9, 1.0, 1)  # drawn once at once
+    sliders["w_hh"].value = -0.5
+    assert calls[-1] == (-0.5, 1.0, 1)  # redrawn when the slider moves
+
+
+def test_interactive_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="no argument named 'wHH'"):
+        interactive(plot_rnn_dynamics, wHH=(0.0, 1.0))
+    with pytest.raises(ValueError, match="at least one control"):
+        interactive(plot_rnn_dynamics)
+    with pytest.raises(TypeError, match="plotting function"):
+        interactive("plot_rnn_dynamics", w_hh=(0.0, 1.0))
