@@ -1,0 +1,410 @@
+"""Chapter 2: BPTT through the hidden states, clipping, truncated BPTT.
+
+The chapter's definitions (cells tagged ``defs``) are loaded from the notebook and
+checked against independent computations: torch autograd with ``retain_grad``,
+``torch.autograd.functional.jacobian`` and finite differences. Each equality is
+also shown to reject a deliberately wrong version. Also tests ``utils.gradients``
+and the chapter's widget function in ``utils.widgets``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.nbtools import notebook_namespace
+from utils.checks import CheckError, check_close, numerical_gradient, rel_error
+from utils.gradients import hidden_grad_norms, hidden_grads, last_step_loss
+from utils.widgets import bptt_grad_norms, interactive, plot_bptt_grad_norms
+
+NOTEBOOK = "notebooks/02_bptt_and_gradients.ipynb"
+
+
+@pytest.fixture(scope="module")
+def ns():
+    return notebook_namespace(NOTEBOOK)
+
+
+def _instance(seed=1, T=12, D=3, H=4, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return dict(
+        X=rng.normal(size=(T, D)),
+        h0=rng.normal(scale=0.5, size=H),
+        W_xh=rng.normal(scale=0.5, size=(D, H)),
+        W_hh=rng.normal(scale=scale / np.sqrt(H), size=(H, H)),
+        b_h=rng.normal(scale=0.1, size=H),
+        w=rng.normal(size=H),
+    )
+
+
+def _autograd_hidden_grads(p):
+    """dL/dh_t for t = 0..T with L = h_T . w, by retain_grad (independent of the chapter)."""
+    t = {k: torch.tensor(v) for k, v in p.items()}
+    h = t["h0"].clone().requires_grad_()
+    states = [h]
+    for x_t in t["X"]:
+        h = torch.tanh(x_t @ t["W_xh"] + h @ t["W_hh"] + t["b_h"])
+        h.retain_grad()
+        states.append(h)
+    (h @ t["w"]).backward()
+    return torch.stack([s.grad for s in states]).numpy()
+
+
+# --------------------------------------------------------------------------- section 1: BPTT
+def test_forward_matches_torch_rnn(ns):
+    p = _instance()
+    H_all = ns["rnn_forward_np"](p["X"], p["h0"], p["W_xh"], p["W_hh"], p["b_h"])
+    assert H_all.shape == (13, 4)
+    rnn = nn.RNN(3, 4, batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.tensor(p["W_xh"].T))
+        rnn.weight_hh_l0.copy_(torch.tensor(p["W_hh"].T))
+        rnn.bias_ih_l0.copy_(torch.tensor(p["b_h"]))
+        rnn.bias_hh_l0.zero_()
+    out, _ = rnn(torch.tensor(p["X"])[None], torch.tensor(p["h0"])[None, None])
+    np.testing.assert_allclose(H_all[1:], out[0].detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(H_all[0], p["h0"])
+
+
+def test_forward_rejects_bad_shapes(ns):
+    p = _instance()
+    with pytest.raises(ValueError, match=r"X: \(T, D\)"):
+        ns["rnn_forward_np"](p["X"][None], p["h0"], p["W_xh"], p["W_hh"], p["b_h"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hidden_grads_match_autograd(ns, seed):
+    p = _instance(seed=seed, T=15)
+    H_all = ns["rnn_forward_np"](p["X"], p["h0"], p["W_xh"], p["W_hh"], p["b_h"])
+    G = ns["hidden_grads_np"](H_all, p["W_hh"], p["w"])
+    assert G.shape == (16, 4)
+    check_close("dL/dh_t", G, _autograd_hidden_grads(p), rtol=1e-10, atol=1e-13, quiet=True)
+
+
+def test_step_jacobian_matches_autograd_jacobian(ns):
+    p = _instance()
+    h_prev = p["h0"]
+    t = {k: torch.tensor(v) for k, v in p.items()}
+
+    def step(h):
+        return torch.tanh(t["X"][0] @ t["W_xh"] + h @ t["W_hh"] + t["b_h"])
+
+    h_t = np.tanh(p["X"][0] @ p["W_xh"] + h_prev @ p["W_hh"] + p["b_h"])
+    J_ref = torch.autograd.functional.jacobian(step, torch.tensor(h_prev)).numpy()
+    np.testing.assert_allclose(
+        ns["step_jacobian_np"](h_t, p["W_hh"]), J_ref, rtol=1e-12, atol=1e-14
+    )
+
+
+def test_hidden_grads_match_finite_differences(ns):
+    p = _instance(T=5, scale=1.5)  # short and not too contractive: dL/dh_0 is measurable
+    H_all = ns["rnn_forward_np"](p["X"], p["h0"], p["W_xh"], p["W_hh"], p["b_h"])
+    G = ns["hidden_grads_np"](H_all, p["W_hh"], p["w"])
+    h0 = p["h0"].copy()
+    numeric = numerical_gradient(
+        lambda: ns["rnn_forward_np"](p["X"], h0, p["W_xh"], p["W_hh"], p["b_h"])[-1] @ p["w"], h0
+    )
+    assert rel_error(G[0], numeric) < 1e-7
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda h_t, W_hh: np.diag(1.0 - h_t**2) @ W_hh,  # W_hh not transposed
+        lambda h_t, W_hh: W_hh.T,  # tanh' forgotten
+        lambda h_t, W_hh: np.diag(1.0 - np.tanh(h_t) ** 2) @ W_hh.T,  # tanh' of the wrong thing
+    ],
+)
+def test_wrong_jacobian_is_detected(ns, wrong):
+    """The comparison with autograd fails when the Jacobian is wrong (so it can fail)."""
+    p = _instance(T=10)
+    H_all = ns["rnn_forward_np"](p["X"], p["h0"], p["W_xh"], p["W_hh"], p["b_h"])
+    reference = _autograd_hidden_grads(p)
+    original = ns["step_jacobian_np"]
+    ns["step_jacobian_np"] = wrong  # hidden_grads_np looks it up in the notebook namespace
+    try:
+        G_wrong = ns["hidden_grads_np"](H_all, p["W_hh"], p["w"])
+    finally:
+        ns["step_jacobian_np"] = original
+    with pytest.raises(CheckError):
+        check_close("dL/dh_t", G_wrong, reference, rtol=1e-6, atol=1e-10, quiet=True)
+
+
+# --------------------------------------------------------------------------- section 3: clipping
+def _regression_data(n=64, T=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, T, 1, generator=g)
+    return X, X[:, -5:, 0].sum(dim=1)
+
+
+def test_clip_by_norm_keeps_direction_and_by_value_turns_it(ns):
+    X, Y = _regression_data()
+    cos = {}
+    for clip, threshold in [("norm", 0.5), ("value", 0.01)]:
+        torch.manual_seed(0)
+        model = ns["Forecaster"](hidden_size=8, spectral_radius=1.1)
+        history = ns["train_forecaster"](
+            model, X, Y, clip=clip, threshold=threshold, epochs=2, lr=0.05
+        )
+        assert len(history["loss"]) == 2 * 4  # 64 samples in batches of 16, 2 epochs
+        assert all(math.isfinite(v) for v in history["loss"])
+        cos[clip] = np.array(history["cosine"])
+    np.testing.assert_allclose(cos["norm"], 1.0, atol=1e-5)
+    assert cos["value"].min() < 0.99
+
+
+def test_without_clipping_cosine_is_one_and_norm_is_recorded(ns):
+    X, Y = _regression_data()
+    torch.manual_seed(0)
+    model = ns["Forecaster"](hidden_size=8)
+    history = ns["train_forecaster"](model, X, Y, clip=None, epochs=1, lr=0.01)
+    np.testing.assert_allclose(history["cosine"], 1.0, atol=1e-6)
+    assert all(n > 0 for n in history["grad norm"])
+
+
+def test_forecaster_spectral_radius(ns):
+    torch.manual_seed(0)
+    model = ns["Forecaster"](hidden_size=16, spectral_radius=1.2)
+    rho = torch.linalg.eigvals(model.rnn.weight_hh_l0.detach()).abs().max().item()
+    assert rho == pytest.approx(1.2, rel=1e-4)
+    assert model(torch.zeros(3, 7, 1)).shape == (3,)
+
+
+def test_train_forecaster_rejects_unknown_clip(ns):
+    X, Y = _regression_data()
+    with pytest.raises(ValueError, match="clip must be"):
+        ns["train_forecaster"](ns["Forecaster"](), X, Y, clip="both")
+
+
+# --------------------------------------------------------------------------- section 4: TBPTT
+def _stream(T=61, seed=0):
+    t = torch.arange(T, dtype=torch.float32)
+    return (
+        torch.sin(0.3 * t) + 0.1 * torch.randn(T, generator=torch.Generator().manual_seed(seed))
+    ).reshape(1, T, 1)
+
+
+def test_tbptt_without_detach_raises(ns):
+    rnn, head, optimizer = ns["make_stream_model"](hidden_size=4)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        ns["tbptt_epoch"](rnn, head, _stream(), 10, optimizer, detach=False)
+
+
+def test_tbptt_with_detach_trains(ns):
+    rnn, head, optimizer = ns["make_stream_model"](hidden_size=8, lr=0.02)
+    stream = _stream()
+    losses = [ns["tbptt_epoch"](rnn, head, stream, 10, optimizer) for _ in range(30)]
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_tbptt_single_chunk_is_full_bptt(ns):
+    """With one chunk as long as the stream, truncated BPTT makes the full-BPTT update."""
+    stream = _stream(T=21)
+    rnn, head, optimizer = ns["make_stream_model"](hidden_size=4, lr=0.01)
+    ref_rnn, ref_head, _ = ns["make_stream_model"](hidden_size=4)
+    loss = ns["tbptt_epoch"](rnn, head, stream, 20, optimizer)
+    H, _ = ref_rnn(stream[:, :-1])
+    ref_loss = ((ref_head(H) - stream[:, 1:]) ** 2).mean()
+    assert loss == pytest.approx(ref_loss.item(), rel=1e-6)
+    ref_loss.backward()
+    ref_opt = torch.optim.Adam([*ref_rnn.parameters(), *ref_head.parameters()], lr=0.01)
+    ref_opt.step()
+    for p, q in zip(rnn.parameters(), ref_rnn.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_tbptt_rejects_bad_num_steps(ns):
+    rnn, head, optimizer = ns["make_stream_model"](hidden_size=4)
+    with pytest.raises(ValueError, match="num_steps"):
+        ns["tbptt_epoch"](rnn, head, _stream(), 0, optimizer)
+
+
+# --------------------------------------------------------------------------- utils.gradients
+def _retain_grad_reference(module, X, batch_first):
+    """dL/dh_t (top layer) by stepping the module with retain_grad and L = sum(h_T)."""
+    h, states = None, []
+    for t in range(X.shape[1]):
+        x_t = X[:, t : t + 1] if batch_first else X[:, t : t + 1].transpose(0, 1)
+        _, h = module(x_t, h)
+        h_t = h[0] if isinstance(h, tuple) else h
+        h_t.retain_grad()
+        states.append(h_t)
+    out, _ = module(X if batch_first else X.transpose(0, 1))
+    out = out if batch_first else out.transpose(0, 1)
+    torch.testing.assert_close(out[:, -1], states[-1][-1])  # stepping = one call
+    states[-1][-1].sum().backward()
+    module.zero_grad()
+    return torch.stack([s.grad[-1] for s in states], dim=1)
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_hidden_grads_of_modules(cls, batch_first):
+    torch.manual_seed(0)
+    module = cls(2, 5, num_layers=2, batch_first=batch_first).double()
+    X = torch.randn(3, 9, 2, dtype=torch.float64)
+    G = hidden_grads(module, X)
+    assert G.shape == (3, 9, 5)
+    torch.testing.assert_close(G, _retain_grad_reference(module, X, batch_first))
+    norms = hidden_grad_norms(module, X)
+    assert norms.shape == (9,)
+    torch.testing.assert_close(norms, G.transpose(0, 1).reshape(9, -1).norm(dim=1))
+    assert all(p.grad is None for p in module.parameters())  # nothing accumulated
+
+
+def test_hidden_grads_of_a_linear_step_function_are_powers():
+    """h_t = h_{t-1} W with W = 0.5 I and L = sum(h_T): dL/dh_t = 0.5^(T-t) * ones."""
+    W = (0.5 * torch.eye(3, dtype=torch.float64)).requires_grad_()
+    X = torch.zeros(2, 6, 1, dtype=torch.float64)
+    norms = hidden_grad_norms(lambda x_t, h: h @ W, X, h0=torch.ones(2, 3, dtype=torch.float64))
+    expected = torch.tensor([0.5 ** (6 - t) for t in range(1, 7)], dtype=torch.float64) * math.sqrt(
+        6
+    )
+    torch.testing.assert_close(norms, expected)
+
+
+def test_hidden_grads_custom_loss_and_cell():
+    torch.manual_seed(0)
+    cell = nn.RNNCell(2, 4).double()
+    X = torch.randn(3, 5, 2, dtype=torch.float64)
+    h0 = torch.zeros(3, 4, dtype=torch.float64)
+    G = hidden_grads(cell, X, h0=h0, loss_fn=lambda H: (H**2).sum())
+    # with a loss on every step, the last gradient is 2 h_T
+    h = h0
+    for t in range(5):
+        h = cell(X[:, t], h)
+    torch.testing.assert_close(G[:, -1], 2 * h.detach())
+    assert (G[:, 0].abs() > 0).any()
+
+
+def test_cell_state_gradient_of_a_step_function():
+    """c_t = 0.9 c_{t-1} + x_t W, h_t = tanh(c_t), L = sum(h_T): dL/dc_t = 0.9^(T-t) (1 - h_T^2)."""
+    W = torch.randn(1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    W.requires_grad_()
+
+    def step(x_t, state):
+        _, c = state
+        c = 0.9 * c + x_t @ W
+        return torch.tanh(c), c
+
+    X = torch.randn(2, 4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    zeros = torch.zeros(2, 3, dtype=torch.float64)
+    G = hidden_grads(step, X, h0=(zeros, zeros), state="c")
+    c = zeros
+    for t in range(4):
+        c = 0.9 * c + X[:, t] @ W.detach()
+    dL_dcT = 1 - torch.tanh(c) ** 2
+    for t in range(4):
+        torch.testing.assert_close(G[:, t], 0.9 ** (3 - t) * dL_dcT)
+
+
+def test_last_step_loss():
+    H = torch.arange(12.0).reshape(1, 3, 4)
+    assert last_step_loss(H).item() == 8 + 9 + 10 + 11
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda: hidden_grads(nn.RNN(2, 3, bidirectional=True), torch.randn(1, 4, 2)),
+            ValueError,
+            "bidirectional",
+        ),
+        (lambda: hidden_grads(nn.RNN(2, 3), torch.randn(4, 2)), ValueError, r"\(N, T, D\)"),
+        (
+            lambda: hidden_grads(nn.RNN(2, 3), torch.zeros(1, 4, 2, dtype=torch.long)),
+            TypeError,
+            "floating",
+        ),
+        (
+            lambda: hidden_grads(nn.LSTM(2, 3), torch.randn(1, 4, 2), state="c"),
+            ValueError,
+            "fused kernel",
+        ),
+        (
+            lambda: hidden_grads(nn.RNN(2, 3), torch.randn(1, 4, 2), state="x"),
+            ValueError,
+            "'h' or 'c'",
+        ),
+        (lambda: hidden_grads(nn.RNNCell(2, 3), torch.randn(1, 4, 2)), ValueError, "initial state"),
+        (
+            lambda: hidden_grads(nn.RNN(2, 3), torch.randn(1, 4, 2), loss_fn=lambda H: H),
+            ValueError,
+            "scalar",
+        ),
+        (lambda: hidden_grads(42, torch.randn(1, 4, 2)), TypeError, "step function"),
+        (lambda: hidden_grads(nn.RNN(2, 3), [[1.0]]), TypeError, "torch.Tensor"),
+    ],
+)
+def test_hidden_grads_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_hidden_grads_under_no_grad_says_why():
+    with torch.no_grad(), pytest.raises(ValueError, match="no_grad"):
+        hidden_grads(nn.RNN(2, 3, batch_first=True), torch.randn(1, 4, 2))
+
+
+# --------------------------------------------------------------------------- widget
+@pytest.mark.parametrize("rho", [0.8, 1.0, 1.3])
+def test_bptt_grad_norms_linear_is_exactly_rho_power(rho):
+    norms = bptt_grad_norms(rho, "linear", 25, hidden_size=16)
+    expected = rho ** (25 - np.arange(1, 26)) * np.sqrt(16)  # dL/dh_T = ones, W_hh = rho * Q
+    np.testing.assert_allclose(norms, expected, rtol=1e-9)
+
+
+def test_bptt_grad_norms_regimes():
+    T = 60
+    ratio = {nl: bptt_grad_norms(1.2, nl, T) for nl in ("linear", "tanh", "relu")}
+    ratio = {nl: n[0] / n[-1] for nl, n in ratio.items()}
+    assert ratio["linear"] > 1e4  # 1.2^59
+    assert ratio["tanh"] < ratio["linear"]  # tanh' <= 1 holds the growth back
+    assert ratio["relu"] < ratio["linear"]
+    small = bptt_grad_norms(0.5, "tanh", T)
+    assert small[0] / small[-1] < 0.5**30  # sigma_max < 1 with tanh: vanishing guaranteed
+    assert np.array_equal(bptt_grad_norms(1.1, "tanh", 20), bptt_grad_norms(1.1, "tanh", 20))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"nonlinearity": "sigmoid"}, "nonlinearity"),
+        ({"num_steps": 1}, "num_steps"),
+        ({"num_steps": 10.0}, "num_steps"),
+        ({"spectral_radius": -1.0}, "spectral_radius"),
+        ({"spectral_radius": float("nan")}, "spectral_radius"),
+        ({"hidden_size": 0}, "hidden_size"),
+    ],
+)
+def test_bptt_grad_norms_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bptt_grad_norms(**kwargs)
+
+
+def test_plot_bptt_grad_norms_with_defaults():
+    ax = plot_bptt_grad_norms()
+    assert ax.get_yscale() == "log"
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    np.testing.assert_allclose(lines[0].get_ydata(), bptt_grad_norms())
+    plt.close(ax.figure)
+
+
+def test_widget_wraps_the_plot_function():
+    widget = interactive(
+        plot_bptt_grad_norms,
+        spectral_radius=(0.0, 2.0, 0.05),
+        nonlinearity=["tanh", "relu", "linear"],
+        num_steps=(5, 200, 5),
+    )
+    values = {child.description: child.value for child in widget.widget.children[:-1]}
+    assert values == {"spectral_radius": 1.0, "nonlinearity": "tanh", "num_steps": 50}
+    plt.close("all")
