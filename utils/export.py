@@ -1,0 +1,138 @@
+"""Write functions from a notebook into an importable module.
+
+A lab ends with its functions in a plain ``.py`` file, so they can be imported
+and reused outside the notebook::
+
+    from utils.export import export_functions, load_module
+
+    export_functions("rnn_scratch.py", [rnn_step_forward, rnn_forward], header="import numpy as np")
+    rnn_scratch = load_module("rnn_scratch.py")      # import it back to verify it
+
+The source of each function is read with :func:`inspect.getsource`, so the file
+holds exactly what the notebook defined. A function that is still a stub
+(it raises ``NotImplementedError``) is refused with a message naming it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class ExportError(ValueError):
+    """A function cannot be exported; the message says which one and why."""
+
+
+def _label(fn) -> str:
+    return getattr(fn, "__name__", None) or repr(fn)
+
+
+def _raises_not_implemented(tree: ast.AST) -> bool:
+    """True when the code has a ``raise NotImplementedError`` statement anywhere."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                return True
+    return False
+
+
+def function_source(fn: Callable) -> str:
+    """The dedented source code of the plain function ``fn``.
+
+    Raises :class:`ExportError` when ``fn`` is not a ``def`` function or its
+    source cannot be found, and ``NotImplementedError`` when it is still a stub
+    (its body raises ``NotImplementedError``: an unfinished exercise).
+    """
+    name = _label(fn)
+    if not isinstance(fn, types.FunctionType):
+        raise ExportError(
+            f"cannot export {name!r}: it is a {type(fn).__name__}, not a function defined with `def`."
+        )
+    if fn.__name__ == "<lambda>":
+        raise ExportError("cannot export a lambda: define the function with `def name(...):`.")
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as e:
+        raise ExportError(
+            f"cannot find the source code of {name!r} ({e}). Define it in a notebook cell or a "
+            "file, and run that cell again."
+        ) from e
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:  # e.g. a function defined inside another statement
+        raise ExportError(f"the source of {name!r} does not parse on its own: {e}") from e
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    if len(tree.body) != 1 or not defs or defs[0].name != fn.__name__:
+        raise ExportError(
+            f"the source found for {name!r} is not one `def {fn.__name__}(...)` block; "
+            "define it at the top level of a cell."
+        )
+    if _raises_not_implemented(tree):
+        raise NotImplementedError(
+            f"{name} is still a stub (it raises NotImplementedError): finish the exercise, "
+            "run its cell, then export again."
+        )
+    return source
+
+
+def export_functions(
+    path: str | Path,
+    functions: Sequence[Callable],
+    *,
+    header: str = "",
+    docstring: str | None = None,
+) -> Path:
+    """Write ``functions`` (in order) into the module file ``path``; return its path.
+
+    ``header`` goes after the module docstring (the imports the functions need,
+    e.g. ``"import numpy as np"``). The file is only written when every function
+    exports, and the result is checked to compile.
+    """
+    if callable(functions) or isinstance(functions, str):
+        raise TypeError(
+            "export_functions needs a list of functions, e.g. [rnn_step_forward, rnn_forward]"
+        )
+    functions = list(functions)
+    if not functions:
+        raise ValueError("export_functions needs at least one function")
+    names = [_label(fn) for fn in functions]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ExportError(f"each function may be exported once; repeated: {', '.join(dupes)}")
+    blocks = [function_source(fn).rstrip() for fn in functions]
+    path = Path(path)
+    doc = docstring or f"Functions exported from a notebook: {', '.join(names)}."
+    parts = ['"""' + doc.replace('"""', "'''") + '"""']
+    if header.strip():
+        parts.append(textwrap.dedent(header).strip())
+    text = "\n\n\n".join(parts + blocks) + "\n"
+    compile(text, str(path), "exec")  # fails here, not at import time, if something is off
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path.name}: {', '.join(names)}")
+    return path
+
+
+def load_module(path: str | Path, name: str | None = None) -> types.ModuleType:
+    """Import the module file ``path`` afresh (re-reading it even if imported before)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the export cell first")
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}: is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
