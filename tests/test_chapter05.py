@@ -1,0 +1,216 @@
+"""Chapter 5 (RNN modules in practice): packing equals padding-and-masking, helpers, timing.
+
+The functions come from the cells tagged ``defs`` in
+notebooks/05_rnn_modules_in_practice.ipynb; ``utils.timing`` is tested at the end.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
+
+from tests.nbtools import notebook_namespace
+from utils.timing import best_of, measure
+
+NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"
+
+
+@pytest.fixture(scope="module")
+def ch5():
+    return notebook_namespace(NOTEBOOK)
+
+
+def _batch(lengths=(5, 2, 3, 1), D=3, seed=0):
+    torch.manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    seqs = [torch.randn(int(n), D, dtype=torch.float64) for n in lengths]
+    return seqs, pad_sequence(seqs, batch_first=True), lengths
+
+
+def _packed_run(rnn, X_pad, lengths):
+    packed = pack_padded_sequence(X_pad, lengths, batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    return pad_packed_sequence(out, batch_first=True)[0], state
+
+
+@pytest.mark.parametrize("kind", [nn.RNN, nn.GRU, nn.LSTM])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_packed_outputs_equal_padded_and_masked(ch5, kind, num_layers):
+    seqs, X_pad, lengths = _batch()
+    torch.manual_seed(1)
+    rnn = kind(3, 4, num_layers=num_layers, batch_first=True).double()
+    mask = ch5["length_mask"](lengths)
+    with torch.no_grad():
+        out_packed, state_packed = _packed_run(rnn, X_pad, lengths)
+        out_pad, _ = rnn(X_pad)
+        alone_out, alone_h = ch5["run_each_alone"](rnn, seqs)
+    h_packed = state_packed[0] if isinstance(state_packed, tuple) else state_packed
+    torch.testing.assert_close(out_pad * mask[..., None], out_packed, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out_packed, pad_sequence(alone_out, batch_first=True))
+    torch.testing.assert_close(h_packed, alone_h, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ch5["last_valid"](out_pad, lengths), h_packed[-1])
+
+
+def test_plain_padding_h_n_and_bidirectional_outputs_are_wrong(ch5):
+    """The pitfalls the chapter shows must really differ (so the equalities above mean something)."""
+    seqs, X_pad, lengths = _batch()
+    torch.manual_seed(2)
+    gru = nn.GRU(3, 4, batch_first=True).double()
+    bigru = nn.GRU(3, 4, batch_first=True, bidirectional=True).double()
+    mask = ch5["length_mask"](lengths)
+    with torch.no_grad():
+        _, h_pad = gru(X_pad)
+        _, h_packed = _packed_run(gru, X_pad, lengths)
+        bi_pad = bigru(X_pad)[0] * mask[..., None]
+        bi_packed, _ = _packed_run(bigru, X_pad, lengths)
+    short = lengths < lengths.max()
+    assert ((h_pad[0] - h_packed[0]).abs().amax(1) > 1e-6).tolist() == short.tolist()
+    gap = (bi_pad - bi_packed).abs()
+    torch.testing.assert_close(bi_pad[..., :4], bi_packed[..., :4])  # forward half is fine
+    assert gap[short][..., 4:].amax() > 1e-3  # backward half starts in the padding
+    torch.testing.assert_close(bi_pad[~short], bi_packed[~short])  # the longest one is unaffected
+
+
+def test_bidirectional_packed_equals_each_alone(ch5):
+    seqs, X_pad, lengths = _batch(lengths=(2, 6, 4))
+    torch.manual_seed(3)
+    bilstm = nn.LSTM(3, 5, num_layers=2, batch_first=True, bidirectional=True).double()
+    with torch.no_grad():
+        out_packed, (h_packed, _) = _packed_run(bilstm, X_pad, lengths)
+        alone_out, alone_h = ch5["run_each_alone"](bilstm, seqs)
+    torch.testing.assert_close(out_packed, pad_sequence(alone_out, batch_first=True))
+    torch.testing.assert_close(h_packed, alone_h)
+
+
+def test_last_states_takes_top_layer_forward_and_backward(ch5):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, num_layers=3, bidirectional=True, batch_first=True)
+    out, (h_n, _) = lstm(torch.randn(2, 6, 3))
+    summary = ch5["last_states"](h_n, 3, True)
+    assert summary.shape == (2, 8)
+    assert torch.equal(summary[:, :4], out[:, -1, :4])
+    assert torch.equal(summary[:, 4:], out[:, 0, 4:])
+    assert not torch.allclose(summary, out[:, -1])  # the classic bug differs
+    gru = nn.GRU(3, 4, num_layers=2, batch_first=True)
+    out, h_n = gru(torch.randn(2, 6, 3))
+    assert torch.equal(ch5["last_states"](h_n, 2, False), out[:, -1])
+    with pytest.raises(ValueError, match="num_layers"):
+        ch5["last_states"](h_n, 2, True)
+
+
+def test_masked_mean_and_loss(ch5):
+    seqs, X_pad, lengths = _batch()
+    mask = ch5["length_mask"](lengths)
+    X_pad = X_pad + 7.0 * ~mask[..., None]  # junk in the padding must not matter
+    ref = torch.stack([s.mean(0) for s in seqs])
+    torch.testing.assert_close(ch5["masked_mean"](X_pad, mask), ref)
+    assert not torch.allclose(X_pad.mean(1), ref)
+    logits = torch.randn(4, 5, 3, dtype=torch.float64)
+    targets = torch.randint(0, 3, (4, 5))
+    per_step = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    torch.testing.assert_close(
+        (per_step * mask).sum() / mask.sum(), F.cross_entropy(logits[mask], targets[mask])
+    )
+
+
+def test_length_mask(ch5):
+    mask = ch5["length_mask"](torch.tensor([3, 1]), max_len=4)
+    assert mask.tolist() == [[True, True, True, False], [True, False, False, False]]
+    with pytest.raises(ValueError, match="positive"):
+        ch5["length_mask"](torch.tensor([2, 0]))
+
+
+def test_bucket_batches_cover_everything_and_reduce_padding(ch5):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.cat(
+        [torch.randint(5, 31, (180,), generator=g), torch.randint(150, 301, (20,), generator=g)]
+    )
+    lengths = lengths[torch.randperm(200, generator=g)]
+    bucketed = ch5["bucket_batches"](lengths, 16, seed=1)
+    random_ = ch5["random_batches"](200, 16, seed=1)
+    for batches in (bucketed, random_):
+        assert sorted(i for b in batches for i in b) == list(range(200))
+        assert all(1 <= len(b) <= 16 for b in batches)
+    # inside a bucket the lengths are contiguous in sorted order
+    spans = [int(lengths[b].max() - lengths[b].min()) for b in bucketed]
+    assert sorted(spans)[len(spans) // 2] <= 3
+    assert ch5["padding_fraction"](bucketed, lengths) < 0.5 * ch5["padding_fraction"](
+        random_, lengths
+    )
+    assert ch5["bucket_batches"](lengths, 16, seed=1) == bucketed  # deterministic
+    with pytest.raises(ValueError):
+        ch5["bucket_batches"]([], 4)
+
+
+def test_padding_fraction_known_answer(ch5):
+    # batches [0, 1] (lengths 2, 4 -> area 8) and [2] (length 3 -> area 3): 9 real of 11
+    assert ch5["padding_fraction"]([[0, 1], [2]], [2, 4, 3]) == pytest.approx(2 / 11)
+
+
+def test_locked_dropout_shares_the_mask_over_time(ch5):
+    torch.manual_seed(0)
+    drop = ch5["LockedDropout"](p=0.5)
+    Y = drop(torch.ones(64, 7, 16))
+    assert (Y == Y[:, :1]).all()
+    assert set(Y.unique().tolist()) == {0.0, 2.0}  # kept units are scaled by 1 / (1 - p)
+    assert 0.35 < (Y[:, 0] == 0).float().mean() < 0.65
+    drop.eval()
+    X = torch.randn(2, 3, 4)
+    assert torch.equal(drop(X), X)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        ch5["LockedDropout"](p=1.0)
+    with pytest.raises(ValueError, match=r"\(N, T, D\)"):
+        ch5["LockedDropout"]()(torch.ones(3, 4))
+
+
+def test_learned_init_gru(ch5):
+    torch.manual_seed(0)
+    model = ch5["LearnedInitGRU"](3, 4, num_layers=2, bidirectional=True)
+    with torch.no_grad():
+        model.h0.normal_()
+    X = torch.randn(5, 6, 3)
+    out, h_n = model(X)
+    assert out.shape == (5, 6, 8) and h_n.shape == (4, 5, 4)
+    ref, _ = model.gru(X, model.h0.expand(-1, 5, -1).contiguous())
+    assert torch.equal(out, ref)
+    assert not torch.allclose(out, model.gru(X)[0])  # the learned state is really used
+    out.sum().backward()
+    assert model.h0.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- utils.timing
+def test_measure_and_best_of():
+    calls = []
+
+    def work():
+        calls.append(1)
+        time.sleep(0.01)
+
+    seconds = measure(work, repeats=3, warmup=2)
+    assert len(seconds) == 3 and len(calls) == 5
+    assert all(s >= 0.009 for s in seconds)
+    assert best_of(work, repeats=2) == pytest.approx(0.01, abs=0.5)
+
+
+def test_best_of_is_the_minimum(monkeypatch):
+    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # durations 5, 1, 3
+    monkeypatch.setattr("utils.timing.time.perf_counter", lambda: next(ticks))
+    assert best_of(lambda: None, repeats=3) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"repeats": 0}, {"repeats": 1.5}, {"warmup": -1}, {"repeats": True}]
+)
+def test_timing_rejects_bad_counts(kwargs):
+    with pytest.raises(ValueError, match="must be an int"):
+        measure(lambda: None, **kwargs)
+
+
+def test_timing_rejects_non_callables():
+    with pytest.raises(TypeError, match="function to call"):
+        best_of(3.0)
