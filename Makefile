@@ -48,7 +48,7 @@ test: $(STAMP) ## lint, unit tests, labs in sync, every notebook executed (nbval
 	  tests notebooks solutions labs $(PYTEST_ARGS)
 
 test-ui: $(STAMP) ## open the notebooks in headless Chromium and check what renders
-	$(TEST_ENV) $(BIN)/python -m pytest tests/ui -p no:xdist $(PYTEST_ARGS)
+	$(TEST_ENV) WORKBOOK_UI_TESTS=1 $(BIN)/python -m pytest tests/ui -p no:xdist -rA $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff on code and notebooks
 	$(BIN)/ruff check .

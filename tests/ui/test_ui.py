@@ -1,0 +1,61 @@
+"""The workbook in JupyterLab, as a student sees it, in headless Chromium.
+
+Each notebook in ``NOTEBOOKS`` is opened in JupyterLab (started from this
+environment, on a copy of the notebooks), run with *Run > Run All Cells* in
+FAST mode, and the page must show: every code cell run, no error or stderr
+output, every widget rendered (no text repr, no "Error displaying widget"),
+every image loaded, plus what the entry expects (a slider that redraws its
+figure, a tqdm progress bar, a figure). A screenshot of each notebook goes to
+``tests/ui/screenshots/<name>.png``.
+
+A new chapter or lab is covered by adding one line to ``NOTEBOOKS``.
+Run with ``make test-ui``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ui import fixtures
+from tests.ui.lab import ROOT, Notebook, check_notebooks
+
+NOTEBOOKS = [
+    Notebook("notebooks/01_sequences_and_rnns.ipynb", expects_widget=True, expects_progress=True),
+    Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
+]
+
+CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progress=True)
+"""A small notebook (tests/ui/fixtures.py) on which the checks must find exactly one error."""
+
+
+@pytest.fixture(scope="module")
+def reports(browser, lab):
+    """Run every notebook at once (one page each); a report per notebook path."""
+    fixtures.write(fixtures.ui_check_notebook(), lab.root / CHECKS.path)
+    present = [nb for nb in NOTEBOOKS if (ROOT / nb.path).is_file()]
+    return check_notebooks(browser, lab, [*present, CHECKS])
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda nb: nb.name)
+def test_notebook_in_jupyterlab(notebook, reports):
+    if notebook.path not in reports:
+        pytest.fail(
+            f"{notebook.path} does not exist, but NOTEBOOKS in tests/ui/test_ui.py lists it",
+            pytrace=False,
+        )
+    report = reports[notebook.path]
+    print(report.message)
+    if report.problems:
+        pytest.fail(report.message, pytrace=False)
+
+
+def test_checks_see_widgets_and_errors(reports):
+    """The checks themselves: the widgets render, the error and the unrun cell are reported."""
+    report = reports[CHECKS.path]
+    print(report.message)
+    assert len(report.problems) == 2, report.message
+    error, not_run = report.problems
+    assert error.startswith("cell 4 `h_t = np.zeros(3)`: error output:"), report.message
+    assert fixtures.BROKEN_ERROR in error, report.message
+    assert not_run.startswith("1 code cell(s) did not run: 5"), report.message
+    assert any("its figure changed" in note for note in report.notes), report.message
