@@ -1,8 +1,10 @@
 """Command line for instructors and maintainers.
 
-    python -m utils.instructor labs            # regenerate labs/ from solutions/
-    python -m utils.instructor labs --check    # exit 1 if labs/ is out of date
-    python -m utils.instructor execute NB...   # run notebooks, store outputs (full mode)
+python -m utils.instructor labs            # regenerate labs/ from solutions/
+python -m utils.instructor labs --check    # exit 1 if labs/ is out of date
+python -m utils.instructor execute NB...   # run notebooks, store outputs (full mode)
+python -m utils.instructor grade DIR       # grade DIR/<student>/<lab>.ipynb into grades/
+python -m utils.instructor release         # the student bundle, no solutions, in release/
 """
 
 from __future__ import annotations
@@ -46,9 +48,61 @@ def _execute(args) -> int:
     return 0
 
 
+def _grade(args) -> int:
+    from utils.instructor import grade
+
+    limits = grade.Limits(
+        cell_timeout=args.cell_timeout,
+        total_timeout=args.total_timeout,
+        memory_mb=args.memory_mb,
+        fast=args.fast or _env_fast(),
+    )
+    try:
+        results = grade.grade(
+            args.submissions,
+            args.out,
+            labs=args.lab or None,
+            jobs=args.jobs,
+            limits=limits,
+            solutions_dir=args.solutions or grade.labgen.SOLUTIONS_DIR,
+        )
+    except grade.GradingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    graded = [r for r in results if r.status not in (grade.MISSING, grade.UNREADABLE)]
+    print(f"wrote {Path(args.out) / 'gradebook.csv'} ({len(results)} row(s)) and feedback/")
+    if graded and all(r.status == grade.ERROR for r in graded):
+        print(
+            "error: the grader failed on every submission (see the feedback files)", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def _env_fast() -> bool:
+    import os
+
+    return os.environ.get("WORKBOOK_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _release(args) -> int:
+    from utils.instructor import release
+
+    try:
+        path = release.build_release(Path(args.out))
+    except release.ReleaseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote the student bundle to {path} (no solutions, no hidden tests)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.instructor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.instructor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("labs", help="generate labs/ from solutions/")
     p.add_argument("--check", action="store_true", help="only report labs that are out of date")
@@ -57,6 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--fast", action="store_true", help="FAST mode (not for committed outputs)")
     p.set_defaults(func=_execute)
+    p = sub.add_parser("grade", help="grade DIR/<student>/<lab>.ipynb into a gradebook")
+    p.add_argument("submissions", help="folder with one sub-folder per student")
+    p.add_argument("--out", default="grades", help="where gradebook.csv and feedback/ go")
+    p.add_argument("--lab", action="append", help="grade only this lab (repeatable)")
+    p.add_argument("--solutions", default=None, help="solution notebooks (solutions/)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel kernels (default: cores)")
+    p.add_argument("--cell-timeout", type=float, default=600, help="seconds per cell (600)")
+    p.add_argument("--total-timeout", type=float, default=1800, help="seconds per notebook")
+    p.add_argument("--memory-mb", type=int, default=4096, help="memory cap per kernel (MiB)")
+    p.add_argument("--fast", action="store_true", help="run submissions in FAST mode")
+    p.set_defaults(func=_grade)
+    p = sub.add_parser("release", help="build the student bundle (no solutions)")
+    p.add_argument("--out", default="release", help="folder to write (replaced if a release)")
+    p.set_defaults(func=_release)
     args = parser.parse_args(argv)
     return args.func(args)
 

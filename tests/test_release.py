@@ -1,0 +1,126 @@
+"""The student bundle: everything a student needs, no solution and no hidden test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from utils.config import ROOT
+from utils.instructor import labgen, release
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release") / "bundle"
+    run = subprocess.run(
+        [sys.executable, "-m", "utils.instructor", "release", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
+
+
+def test_bundle_has_what_a_student_needs(bundle):
+    for rel in ["README.md", "Makefile", "requirements.txt", "environment.yml", "pyproject.toml",
+                "data/README.md", "utils/__init__.py", "utils/checks.py", "utils/config.py"]:  # fmt: skip
+        assert (bundle / rel).is_file(), rel
+    for name in ("notebooks", "labs"):
+        have = sorted(p.name for p in (bundle / name).glob("*.ipynb"))
+        assert have == sorted(p.name for p in (ROOT / name).glob("*.ipynb")), name
+    for rel in [
+        "solutions",
+        "tests",
+        "bench",
+        ".ci",
+        "utils/instructor",
+        "CONTRIBUTING.md",
+        ".git",
+    ]:
+        assert not (bundle / rel).exists(), rel
+    make = (bundle / "Makefile").read_text()
+    assert "\nlab: " in make and "\nenv: " in make
+    for target in ("grade", "release", "labs", "test", "bench", "execute"):
+        assert f"\n{target}:" not in make, target
+
+
+def test_bundle_holds_no_solution_code_or_hidden_test(bundle):
+    """Every line of solution code and hidden test, searched in every file of the bundle."""
+    secrets = release.secret_lines()
+    n_solutions = len(labgen.solution_paths())
+    if n_solutions:
+        assert secrets, "solutions/ has labs but no solution lines were found"
+    assert release.scan(bundle, secrets) == []
+    # and independently of the scanner: no fenced line of any length, verbatim
+    text = "\n".join(p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file())
+    for path in labgen.solution_paths():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            for begin, end in [(labgen.BEGIN_SOLUTION, labgen.END_SOLUTION),
+                               (labgen.BEGIN_HIDDEN, labgen.END_HIDDEN)]:  # fmt: skip
+                block = "\n".join(release._fenced(cell.source, begin, end))
+                if block.strip():
+                    assert json.dumps(block)[1:-1] not in text and block not in text, path
+
+
+def test_scan_finds_a_planted_solution(bundle, tmp_path):
+    """The scanner is not a no-op: a copied solution block or hidden test is found."""
+    sol = tmp_path / "solutions"
+    sol.mkdir()
+    path = sol / "lab99_tiny.ipynb"
+    meta = {"schema_version": 3, "locked": False}
+    cells = [
+        nbformat.v4.new_code_cell(
+            "def rnn_step(x_t, h_prev):\n    # BEGIN SOLUTION\n"
+            "    a_t = x_t @ W_xh + h_prev @ W_hh + b_h\n    return np.tanh(a_t)\n"
+            "    # END SOLUTION",
+            metadata={"nbgrader": {**meta, "grade": False, "solution": True, "grade_id": "s"}},
+        ),
+        nbformat.v4.new_code_cell(
+            "check(rnn_step)\n# BEGIN HIDDEN TESTS\nassert rnn_step(1, 2) == 0.5\n"
+            "# END HIDDEN TESTS",
+            metadata={
+                "nbgrader": {**meta, "grade": True, "solution": False, "grade_id": "t", "points": 1}
+            },
+        ),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    secrets = release.secret_lines(sol)
+    planted = tmp_path / "bundle"
+    (planted / "notes").mkdir(parents=True)
+    (planted / "notes" / "ok.md").write_text("return np.tanh(a_t)\nfor t in range(T):\n")
+    assert release.scan(planted, secrets) == []  # one generic line alone is no leak
+    (planted / "notes" / "leak.py").write_text(
+        "def f():\n    a_t = x_t @ W_xh + h_prev @ W_hh + b_h\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert rnn_step(1, 2) == 0.5")])
+    nbformat.write(nb, planted / "notes" / "leak.ipynb")
+    problems = release.scan(planted, secrets)
+    assert len(problems) == 2
+    assert any("leak.py:2" in p and "(solution)" in p for p in problems)
+    assert any("leak.ipynb" in p and "(hidden test)" in p for p in problems)
+
+
+def test_release_refuses_to_overwrite_a_folder_that_is_not_a_release(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(release.ReleaseError, match="not a previous release"):
+        release.build_release(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_student_makefile_drops_instructor_targets():
+    text = (
+        ".PHONY: help lab test grade\n\nlab: $(STAMP) ## start\n\tjupyter lab\n\n"
+        "test: $(STAMP) ## tests\n\tpytest \\\n\t  tests\n\ngrade: ## grade\n\tgrade it\n\n"
+        "clean: ## clean\n\trm -rf x\n"
+    )
+    out = release.student_makefile(text)
+    assert ".PHONY: help lab\n" in out
+    assert "lab: $(STAMP) ## start\n\tjupyter lab" in out and "clean: ## clean\n\trm -rf x" in out
+    assert "pytest" not in out and "grade it" not in out and "\ntest:" not in out

@@ -1,0 +1,743 @@
+"""Grade a folder of submitted labs: ``make grade SUBMISSIONS=dir [OUT=grades]``.
+
+Layout: ``<dir>/<student>/<lab file name>.ipynb``, with the file names of
+``labs/`` (for example ``alice/lab01_rnn_from_scratch.ipynb``). Every lab of
+``solutions/`` that at least one student submitted is graded for every student.
+
+How a submission is graded
+--------------------------
+The graded notebook is built from the *solution* notebook, not from the
+submission: every cell comes from the solution (setup, prose, the visible and
+hidden tests) except the exercise cells, whose source is the student's. A
+student's exercise cell is found by its nbgrader ``grade_id``; a cell that lost
+its metadata is found by the names it defines (the function of the exercise);
+an exercise that is not found counts as not attempted. Code cells the student
+added (no nbgrader metadata, not in the starter lab) run after the cell they
+followed. So a deleted, edited or renamed test cell changes nothing: the tests
+that run are always the solution's.
+
+The graded notebook runs in a fresh sandboxed kernel (:mod:`.sandbox`) whose
+working folder is an empty scratch folder, with a per-cell timeout (a cell over
+it is interrupted and the rest still runs), a total timeout, a memory cap and no
+network. The submission file is read once, before any kernel starts, and never
+written. A grade cell earns its points when its execute reply is ``ok``, it shows
+no error and it printed a random per-run token appended to it by the grader
+(hiding tracebacks therefore cannot turn a failure into a pass).
+
+Output in ``OUT``: ``gradebook.csv`` (student, lab, total, max_total, status,
+then one column per grade cell) and ``feedback/<student>/<lab>.md``.
+Status: ok, timeout, memory, kernel died, unreadable, missing, error.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from utils.config import DATA_DIR, ROOT
+from utils.instructor import labgen, sandbox
+from utils.instructor.sandbox import Limits
+
+OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
+UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
+STATUS_TEXT = {
+    OK: "the notebook ran to the end",
+    TIMEOUT: "a cell ran longer than the time limit and was interrupted",
+    MEMORY: "the notebook asked for more memory than the limit",
+    DIED: "the kernel died (the Python process running the notebook stopped)",
+    UNREADABLE: "the file is not a readable Jupyter notebook",
+    MISSING: "no file was submitted for this lab",
+    ERROR: "the grader failed on this submission (tell your instructor)",
+}
+TOKEN_PREFIX = "WORKBOOK-GRADER-OK-"
+# Code worth a look by the instructor (the gradebook's review column): ways to
+# tamper with error reporting or the kernel, to reach the network or other files.
+REVIEW = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "get_ipython": r"\bget_ipython\b",
+        "excepthook": r"\bexcepthook\b",
+        "showtraceback": r"\b_?showtraceback\b",
+        "set_custom_exc": r"\bset_custom_exc\b",
+        "ast_transformers": r"\b(ast|input)_transformers",
+        "run_cell": r"\brun_cell\b|\bdo_execute\b",
+        "ctypes": r"\bctypes\b",
+        "socket": r"\bsocket\b|\burllib\b|\brequests\b|\bhttp\.client\b",
+        "subprocess": r"\bsubprocess\b|\bos\.(system|exec\w*|spawn\w*|fork|popen)\b",
+        "os._exit": r"\bos\._exit\b",
+        "sys.modules": r"\bsys\.modules\b|\bimportlib\b|\bbuiltins\b",
+        "solutions": r"\bsolutions\b",
+    }.items()
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MEMORY_TEXT = re.compile(r"can't allocate memory|not enough memory|bad_alloc|out of memory", re.I)
+
+
+class GradingError(RuntimeError):
+    """Grading could not start at all (no submissions folder, no matching lab, ...)."""
+
+
+# --------------------------------------------------------------------------- labs
+
+
+@dataclass
+class GradeCell:
+    grade_id: str
+    points: float
+    index: int  # in the solution notebook
+
+
+@dataclass
+class Lab:
+    """A solution notebook, ready to grade against."""
+
+    name: str  # file name, e.g. lab01_rnn_from_scratch.ipynb
+    template: nbformat.NotebookNode  # the solution without outputs
+    starter: nbformat.NotebookNode  # what students started from
+    grade_cells: list[GradeCell]
+
+    @property
+    def max_total(self) -> float:
+        return sum(g.points for g in self.grade_cells)
+
+    @property
+    def grade_ids(self) -> list[str]:
+        return [g.grade_id for g in self.grade_cells]
+
+
+def load_lab(path: Path) -> Lab:
+    """Read and validate solution notebook ``path`` (raises labgen.LabSourceError)."""
+    nb = nbformat.read(path, as_version=4)
+    starter = labgen.strip_solutions(nb, path)  # also validates the markers and metadata
+    template = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in template.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("tags", None)  # no raises-exception: the grader allows errors anyway
+    grade_cells = [
+        GradeCell(m["grade_id"], float(m.get("points", 0)), i)
+        for i, c in enumerate(template.cells)
+        if c.cell_type == "code" and (m := labgen.nbgrader_meta(c)).get("grade")
+    ]
+    return Lab(path.name, template, starter, grade_cells)
+
+
+# ----------------------------------------------------------------- graded notebook
+
+
+def read_submission(data: bytes) -> tuple[nbformat.NotebookNode | None, str]:
+    """Parse a submitted file; returns ``(notebook, "")`` or ``(None, why not)``."""
+    if not data.strip():
+        return None, "the file is empty"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "the file is not UTF-8 text (is it a notebook?)"
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, f"the file is not valid JSON ({e.msg} at line {e.lineno})"
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
+        return None, "the file is JSON but not a Jupyter notebook (no cells)"
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        for cell in nb.cells:
+            if not isinstance(cell.get("source", ""), str) or "cell_type" not in cell:
+                raise ValueError("a cell without source or type")
+            cell.setdefault("metadata", nbformat.NotebookNode())
+    except Exception as e:  # noqa: BLE001 - any parse failure means unreadable
+        return None, f"the file is not a readable Jupyter notebook ({type(e).__name__}: {e})"
+    return nb, ""
+
+
+def _defined_names(source: str) -> set[str]:
+    """Top-level names a cell defines (functions, classes, assignments)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        found = re.findall(r"^(?:def|class)\s+(\w+)", source, re.M)
+        return set(found)
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _norm(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+@dataclass
+class GradedNotebook:
+    nb: nbformat.NotebookNode
+    grade_cells: dict[int, GradeCell]  # index in nb -> grade cell
+    exercise_of: dict[int, str]  # index in nb of an exercise cell -> its grade_id
+    notes: list[str] = field(default_factory=list)
+    review: str = ""  # constructs in the student's code an instructor may want to look at
+
+
+def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> GradedNotebook:
+    """The notebook to run: the solution's cells with the student's exercise code."""
+    template, starter = lab.template, lab.starter
+    s_cells = student.cells
+    by_id: dict[str, int] = {}
+    for j, c in enumerate(s_cells):
+        gid = labgen.nbgrader_meta(c).get("grade_id")
+        if gid and gid not in by_id:
+            by_id[gid] = j
+    starter_sources = {_norm(c.source) for c in starter.cells} | {
+        _norm(c.source) for c in template.cells
+    }
+    used: set[int] = set()
+    notes: list[str] = []
+    origin: dict[int, int] = {}  # student cell -> template cell it stands for
+    sources: dict[int, str] = {}  # template cell -> student source
+    for i, cell in enumerate(template.cells):
+        meta = labgen.nbgrader_meta(cell)
+        gid = meta.get("grade_id")
+        if gid and gid in by_id:
+            origin[by_id[gid]] = i
+        if not meta.get("solution"):
+            continue
+        j = by_id.get(gid)
+        if j is not None and s_cells[j].cell_type == cell.cell_type:
+            sources[i], used = s_cells[j].source, used | {j}
+            continue
+        names = _defined_names(starter.cells[i].source) if cell.cell_type == "code" else set()
+        candidates = [
+            k
+            for k, c in enumerate(s_cells)
+            if c.cell_type == "code"
+            and k not in used
+            and not labgen.nbgrader_meta(c)
+            and names
+            and names <= _defined_names(c.source)
+        ]
+        if candidates:
+            k = candidates[-1]
+            sources[i], used = s_cells[k].source, used | {k}
+            origin[k] = i
+            notes.append(
+                f"Exercise `{gid}`: the cell had lost its grader metadata; it was found "
+                f"by the names it defines ({', '.join(sorted(names))})."
+            )
+        else:
+            sources[i] = starter.cells[i].source
+            notes.append(f"Exercise `{gid}`: no answer cell found; graded as not attempted.")
+    for j, c in enumerate(s_cells):
+        if j not in origin and _norm(c.source) in starter_sources and c.cell_type == "code":
+            for i, t in enumerate(starter.cells):
+                if _norm(t.source) == _norm(c.source):
+                    origin[j] = i
+                    break
+    # Code the student added: cells with no grader metadata that are not in the lab.
+    extra: dict[int, list[int]] = {}
+    anchor = -1
+    for j, c in enumerate(s_cells):
+        if j in origin:
+            anchor = origin[j]
+        elif (
+            c.cell_type == "code"
+            and j not in used
+            and not labgen.nbgrader_meta(c)
+            and c.source.strip()
+            and _norm(c.source) not in starter_sources
+        ):
+            extra.setdefault(anchor, []).append(j)
+    cells, grade_cells, exercise_of = [], {}, {}
+
+    def add_extra(at: int) -> None:
+        for j in extra.get(at, []):
+            cells.append(nbformat.v4.new_code_cell(s_cells[j].source))
+
+    add_extra(-1)
+    for i, cell in enumerate(template.cells):
+        new = nbformat.from_dict(json.loads(json.dumps(cell)))
+        meta = labgen.nbgrader_meta(cell)
+        if i in sources:
+            new.source = sources[i]
+            exercise_of[len(cells)] = meta["grade_id"]
+        if cell.cell_type == "code" and meta.get("grade"):
+            grade_cells[len(cells)] = next(g for g in lab.grade_cells if g.index == i)
+            new.source = cell.source.rstrip() + f"\n__import__('builtins').print({token!r})"
+        cells.append(new)
+        add_extra(i)
+    if any(extra.values()):
+        notes.append(f"{sum(map(len, extra.values()))} code cell(s) you added also ran.")
+    graded = nbformat.v4.new_notebook(cells=cells, metadata=template.metadata)
+    student_code = [*sources.values(), *(s_cells[j].source for js in extra.values() for j in js)]
+    return GradedNotebook(graded, grade_cells, exercise_of, notes, review_flags(student_code))
+
+
+def review_flags(sources: list[str]) -> str:
+    """The constructs of ``REVIEW`` found in the student's code, ``"; "``-separated."""
+    text = "\n".join(sources)
+    return "; ".join(sorted({name for name, pattern in REVIEW.items() if pattern.search(text)}))
+
+
+# --------------------------------------------------------------------- the worker
+
+
+def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
+    allow_read = [ROOT / "utils", DATA_DIR, Path(sys.prefix), Path(sys.base_prefix)]
+    sandbox = {
+        "memory_mb": limits.memory_mb,
+        "root": str(ROOT),
+        "allow_read": [str(p) for p in allow_read],
+        "allow_write": [str(DATA_DIR)],
+        "deny": [str(p) for p in deny],
+        "home": str(home),
+    }
+    threads = "1"
+    return {
+        "WORKBOOK_SANDBOX": json.dumps(sandbox),
+        "WORKBOOK_FAST": "1" if limits.fast else "0",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MPLBACKEND": "Agg",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+    }
+
+
+# ------------------------------------------------------------------------ scoring
+
+
+@dataclass
+class Result:
+    """The grade of one student on one lab."""
+
+    student: str
+    lab: str
+    status: str
+    scores: dict[str, float]  # grade_id -> points earned
+    max_total: float
+    feedback: list[dict] = field(default_factory=list)  # per grade cell
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    review: str = ""
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values())
+
+
+def _clean(text: str, token: str) -> str:
+    text = _ANSI.sub("", text)
+    return "\n".join(line for line in text.splitlines() if token not in line)
+
+
+def _frame(text: str) -> str | None:
+    """One traceback entry, cleaned: the grader's sandbox frames go, and a notebook
+    cell's frame keeps only the failing line (not the hidden tests around it)."""
+    if "utils/instructor/sandbox.py" in text or "utils\\instructor\\sandbox.py" in text:
+        return None
+    if text.startswith("Cell In["):
+        rows = text.splitlines()
+        return "\n".join([rows[0], *(r for r in rows[1:] if r.lstrip().startswith("---->"))])
+    return text
+
+
+def _truncate(entries: list[str], token: str, max_lines: int = 25, max_chars: int = 4000) -> str:
+    kept = [f for e in entries if (f := _frame(_clean(e, token))) is not None]
+    rows = "\n".join(kept).splitlines()
+    if len(rows) > max_lines:
+        rows = [f"... ({len(rows) - max_lines} lines cut)", *rows[-max_lines:]]
+    text = "\n".join(rows)
+    return text if len(text) <= max_chars else "... " + text[-max_chars:]
+
+
+def _error_of(cell: dict | None) -> dict | None:
+    """The first error of an executed cell: from its outputs, else from the reply."""
+    if not cell:
+        return None
+    for o in cell["outputs"]:
+        if o.get("output_type") == "error":
+            return o
+    reply = cell.get("reply") or {}
+    if reply.get("status") == "error":
+        return {
+            "ename": reply.get("ename") or "Error",
+            "evalue": reply.get("evalue") or "",
+            "traceback": reply.get("traceback") or [],
+        }
+    return None
+
+
+def _is_memory_error(err: dict | None) -> bool:
+    return bool(err) and (
+        "MemoryError" in (err.get("ename") or "")
+        or bool(_MEMORY_TEXT.search(err.get("evalue") or ""))
+    )
+
+
+def score(
+    lab: Lab, graded: GradedNotebook, result: dict, token: str, limits: Limits
+) -> tuple[str, list[dict]]:
+    """Status and per-grade-cell feedback of an executed graded notebook."""
+    cells = result["cells"]
+    stopped = result.get("stopped")
+    timed_out = set(result.get("timed_out", []))
+    errors = {i: _error_of(c) for i, c in enumerate(cells)}
+    if stopped and stopped["reason"] == ERROR:
+        status = ERROR
+    elif (stopped and stopped["reason"] == MEMORY) or any(map(_is_memory_error, errors.values())):
+        status = MEMORY
+    elif timed_out or (stopped and stopped["reason"] in (TIMEOUT, "total timeout")):
+        status = TIMEOUT
+    elif stopped:
+        status = DIED
+    else:
+        status = OK
+    stop_at = stopped["cell"] if stopped and stopped.get("cell") is not None else None
+    if stopped and stop_at is None:
+        stop_at = 0
+    stop_text = {
+        MEMORY: f"the kernel was stopped for using more than {limits.memory_mb} MiB of memory",
+        TIMEOUT: "the kernel was stopped: a cell could not be interrupted after its time limit",
+        "total timeout": f"the notebook ran past the total limit of {limits.total_timeout:g} s",
+        ERROR: "the grader could not start a kernel",
+    }.get(stopped["reason"] if stopped else "", "the kernel died")
+    feedback = []
+    previous = -1
+    for i in sorted(graded.grade_cells):
+        g = graded.grade_cells[i]
+        cell = cells[i]
+        item = {"grade_id": g.grade_id, "points": g.points, "passed": False, "reason": ""}
+        err = errors.get(i)
+        reply = (cell or {}).get("reply") or {}
+        printed = "".join(
+            o.get("text", "")
+            for o in (cell or {}).get("outputs", [])
+            if o.get("output_type") == "stream"
+        )
+        if stop_at is not None and i >= stop_at and not reply:
+            item["reason"] = f"not run: {stop_text} (at cell {stop_at})."
+            if stop_at == i:
+                item["reason"] = f"{stop_text} while this test ran."
+        elif i in timed_out:
+            item["reason"] = (
+                f"timed out: stopped after the limit of {limits.cell_timeout:g} s per cell."
+            )
+        elif err:
+            item["reason"] = f"{err.get('ename')}: {_clean(str(err.get('evalue', '')), token)}"
+            item["traceback"] = _truncate(err.get("traceback") or [], token)
+        elif reply.get("status") != "ok" or token not in printed:
+            item["reason"] = (
+                "the test did not run to its end (its error or its output was hidden, "
+                "for example by replacing IPython's error display or redirecting the output)."
+            )
+        else:
+            item["passed"] = True
+        # errors in the student's own cells for this test's exercises
+        own = []
+        for k in range(previous + 1, i):
+            if k in graded.exercise_of and errors.get(k):
+                e = errors[k]
+                own.append(
+                    f"your cell `{graded.exercise_of[k]}` raised {e.get('ename')}: "
+                    f"{_clean(str(e.get('evalue', '')), token)}"
+                )
+            if k in timed_out and k in graded.exercise_of:
+                own.append(f"your cell `{graded.exercise_of[k]}` timed out")
+        if own and not item["passed"]:
+            item["own"] = own
+        previous = i
+        feedback.append(item)
+    return status, feedback
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Job:
+    student: str
+    lab: Lab
+    graded: GradedNotebook
+    token: str
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.Error:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _run_job(job: _Job, limits: Limits, session: Path, n: int, deny: list[Path]) -> Result:
+    private = session / "private" / str(n)
+    home = session / "work" / str(n)
+    private.mkdir(parents=True)
+    home.mkdir(parents=True)
+    spec = {
+        "notebook": job.graded.nb,
+        "limits": limits.__dict__,
+        "private": str(private),
+        "home": str(home),
+        "deny": [str(p) for p in deny],
+        "env": _kernel_env(limits, home, deny),
+    }
+    spec_path = private / "spec.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    result_path = private / "result.json"
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, sandbox.__file__, "--worker", str(spec_path), str(result_path)],
+        cwd=private,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        log, _ = proc.communicate(timeout=limits.total_timeout + 180)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        log, _ = proc.communicate()
+        result = None
+    base = Result(
+        job.student,
+        job.lab.name,
+        ERROR,
+        dict.fromkeys(job.lab.grade_ids, 0.0),
+        job.lab.max_total,
+        notes=list(job.graded.notes),
+        review=job.graded.review,
+    )
+    base.seconds = time.monotonic() - start
+    if not result_path.exists():
+        base.notes.append("The grader's worker failed: " + (log or "")[-2000:])
+        return base
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    status, feedback = score(job.lab, job.graded, result, job.token, limits)
+    base.status, base.feedback = status, feedback
+    base.scores = {f["grade_id"]: (f["points"] if f["passed"] else 0.0) for f in feedback}
+    base.seconds = result["seconds"]
+    if status == ERROR:
+        base.notes.append(f"The kernel did not start: {(result['stopped'] or {}).get('message')}")
+    return base
+
+
+def discover(submissions: Path, solutions_dir: Path, labs: list[str] | None):
+    """Students (sorted folder names), labs to grade, and files nobody will grade."""
+    if not submissions.is_dir():
+        raise GradingError(f"{submissions} is not a folder (expected <dir>/<student>/<lab>.ipynb)")
+    available = {p.name: p for p in labgen.solution_paths(solutions_dir)}
+    if not available:
+        raise GradingError(f"no solution notebook in {solutions_dir}")
+    students = sorted(
+        p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    if not students:
+        raise GradingError(
+            f"{submissions} has no student folders (expected <dir>/<student>/<lab>.ipynb)"
+        )
+    submitted = {f.name for s in students for f in (submissions / s).iterdir() if f.is_file()}
+    if labs:
+        names = [n if n.endswith(".ipynb") else n + ".ipynb" for n in labs]
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise GradingError(f"unknown lab(s) {unknown}; solutions/ has {sorted(available)}")
+    else:
+        names = sorted(n for n in submitted if n in available)
+        if not names:
+            raise GradingError(
+                f"no file in {submissions}/<student>/ is named like a lab ({', '.join(sorted(available))})"
+            )
+    ignored = sorted(
+        f"{s}/{f.name}"
+        for s in students
+        for f in (submissions / s).iterdir()
+        if f.is_file() and f.name not in names and not f.name.startswith(".")
+    )
+    return students, [available[n] for n in names], ignored
+
+
+def grade(
+    submissions: Path | str,
+    out: Path | str = "grades",
+    *,
+    labs: list[str] | None = None,
+    jobs: int | None = None,
+    limits: Limits | None = None,
+    solutions_dir: Path | str = labgen.SOLUTIONS_DIR,
+    log=print,
+) -> list[Result]:
+    """Grade every ``submissions/<student>/<lab>.ipynb``; write the gradebook and feedback."""
+    submissions, out, solutions_dir = Path(submissions), Path(out), Path(solutions_dir)
+    limits = limits or Limits(fast=os.environ.get("WORKBOOK_FAST", "") in ("1", "true", "yes"))
+    students, lab_paths, ignored = discover(submissions, solutions_dir, labs)
+    for name in ignored:
+        log(f"ignored {name} (not a lab file name)")
+    try:
+        lab_list = [load_lab(p) for p in lab_paths]
+    except labgen.LabSourceError as e:
+        raise GradingError(str(e)) from e
+    # Read every file first: no kernel runs before all submissions are in memory.
+    results: list[Result] = []
+    jobs_todo: list[_Job] = []
+    for student in students:
+        for lab in lab_list:
+            path = submissions / student / lab.name
+            zero = dict.fromkeys(lab.grade_ids, 0.0)
+            if not path.is_file():
+                results.append(Result(student, lab.name, MISSING, zero, lab.max_total))
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                data, why = None, f"the file could not be read ({e.strerror})"
+            nb, why = read_submission(data) if data is not None else (None, why)
+            if nb is None:
+                results.append(
+                    Result(student, lab.name, UNREADABLE, zero, lab.max_total, notes=[why])
+                )
+                continue
+            token = TOKEN_PREFIX + secrets.token_hex(16)
+            try:
+                graded = build_graded(lab, nb, token)
+            except Exception as e:  # noqa: BLE001
+                results.append(
+                    Result(
+                        student,
+                        lab.name,
+                        ERROR,
+                        zero,
+                        lab.max_total,
+                        notes=[f"building the graded notebook failed: {e}"],
+                    )
+                )
+                continue
+            jobs_todo.append(_Job(student, lab, graded, token))
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    out.mkdir(parents=True, exist_ok=True)
+    deny = [submissions.resolve(), out.resolve(), Path(solutions_dir).resolve()]
+    with tempfile.TemporaryDirectory(prefix="workbook-grading-") as tmp:
+        session = Path(tmp)
+        deny.append(session)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {
+                pool.submit(_run_job, job, limits, session, n, deny): job
+                for n, job in enumerate(jobs_todo)
+            }
+            for done, fut in enumerate(as_completed(futures), start=1):
+                job = futures[fut]
+                try:
+                    r = fut.result()
+                except Exception as e:  # noqa: BLE001
+                    r = Result(
+                        job.student,
+                        job.lab.name,
+                        ERROR,
+                        dict.fromkeys(job.lab.grade_ids, 0.0),
+                        job.lab.max_total,
+                        notes=[f"{type(e).__name__}: {e}"],
+                    )
+                results.append(r)
+                log(
+                    f"[{done}/{len(jobs_todo)}] {r.student}/{r.lab}: {_num(r.total)}/"
+                    f"{_num(r.max_total)} ({r.status}) in {r.seconds:.1f} s"
+                )
+    order = {lab.name: k for k, lab in enumerate(lab_list)}
+    results.sort(key=lambda r: (r.student, order[r.lab]))
+    write_gradebook(results, lab_list, out / "gradebook.csv")
+    for r in results:
+        path = out / "feedback" / r.student / (Path(r.lab).stem + ".md")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(feedback_markdown(r), encoding="utf-8")
+    return results
+
+
+# ------------------------------------------------------------------------ outputs
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def gradebook_columns(lab_list: list[Lab]) -> list[str]:
+    ids = [gid for lab in lab_list for gid in lab.grade_ids]
+    return ["student", "lab", "total", "max_total", "status", "review", *ids]
+
+
+def write_gradebook(results: list[Result], lab_list: list[Lab], path: Path) -> None:
+    columns = gradebook_columns(lab_list)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in results:
+            row = {
+                "student": r.student,
+                "lab": Path(r.lab).stem,
+                "total": _num(r.total),
+                "max_total": _num(r.max_total),
+                "status": r.status,
+                "review": r.review,
+            }
+            row.update({gid: _num(v) for gid, v in r.scores.items()})
+            w.writerow(row)
+    tmp.replace(path)
+
+
+def feedback_markdown(r: Result) -> str:
+    lines = [
+        f"# {Path(r.lab).stem}: feedback for {r.student}",
+        "",
+        f"**Score: {_num(r.total)} / {_num(r.max_total)}**",
+        "",
+        f"Run status: **{r.status}**: {STATUS_TEXT[r.status]}.",
+        "",
+    ]
+    lines += [f"- {n}" for n in r.notes]
+    if r.notes:
+        lines.append("")
+    if r.feedback:
+        lines += ["| test | points | result |", "| --- | --- | --- |"]
+        for f in r.feedback:
+            got = f["points"] if f["passed"] else 0
+            lines.append(
+                f"| `{f['grade_id']}` | {_num(got)} / {_num(f['points'])} | "
+                f"{'passed' if f['passed'] else 'failed'} |"
+            )
+        lines.append("")
+        for f in r.feedback:
+            if f["passed"]:
+                continue
+            lines += [f"## `{f['grade_id']}`: failed", "", f["reason"], ""]
+            for o in f.get("own", []):
+                lines.append(f"- {o}")
+            if f.get("own"):
+                lines.append("")
+            if f.get("traceback"):
+                lines += ["```", f["traceback"], "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
