@@ -46,9 +46,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    threads = torch.get_num_threads()
     return (
-        f"{cpu}, {os.cpu_count()} cores (torch uses {threads} threads), "
+        f"{cpu}, {os.cpu_count()} cores (notebooks run torch on 1 thread, see utils.config.setup), "
         f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}"
     )
 
