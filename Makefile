@@ -63,7 +63,7 @@ labs: $(STAMP) ## regenerate labs/ from solutions/
 
 execute: $(STAMP) ## store fresh outputs: make execute NB="notebooks/01_*.ipynb"
 	@test -n "$(NB)" || { echo 'usage: make execute NB="notebooks/01_sequences_and_rnns.ipynb solutions/..."'; exit 2; }
-	MPLBACKEND=Agg $(BIN)/python -m utils.instructor execute $(NB)
+	$(BIN)/python -m utils.instructor execute $(NB)
 
 data: $(STAMP) ## download every dataset into data/ (honours WORKBOOK_MIRROR)
 	$(BIN)/python -m utils.data fetch

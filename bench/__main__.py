@@ -32,6 +32,25 @@ from utils.instructor.execute import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = re.compile(r"^\[metric\]\s+([\w./ -]+?):\s+([-+0-9.eE%]+)", re.M)
+# Results the chapters print in their own words: notebook stem -> (regex, name).
+TARGETS = {
+    "01_sequences_and_rnns": [
+        (r"final count exactly right on ([\d.]+%)", "counting RNN, exact final count"),
+    ],
+    "03_lstm": [
+        (r"^RNN\s+final validation MSE ([\d.]+)", "adding problem T=100, RNN val MSE"),
+        (r"^LSTM final validation MSE ([\d.]+)", "adding problem T=100, LSTM val MSE"),
+        (r"baseline MSE on the validation set.*: ([\d.]+)", "adding problem T=100, baseline MSE"),
+    ],
+    "04_gru": [
+        (rf"^{m}\s+\d+\s+[\d.]+\s+([\d.]+)", f"adding problem T=50, {m} val MSE")
+        for m in ("RNN", "LSTM", "GRU")
+    ]
+    + [
+        (rf"^{m}\s+([\d.]+)\s*$", f"adding problem T=50, {m} accuracy (|error| < 0.04)")
+        for m in ("RNN", "LSTM", "GRU")
+    ],
+}
 # Budgets from the course promises (seconds): full mode, FAST mode.
 BUDGETS = {"notebooks/01": (60, 45), "solutions/lab01": (60, 45)}
 DEFAULT_BUDGET = (180, 45)
@@ -76,9 +95,16 @@ def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | 
             error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     seconds = time.perf_counter() - start
     text = "\n".join(
-        o.get("text", "") for c in run.cells if c.cell_type == "code" for o in c.get("outputs", [])
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for c in run.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
     )
-    return seconds, dict(METRIC.findall(text)), error
+    found = dict(METRIC.findall(text))
+    for pattern, name in TARGETS.get(path.stem, []):
+        if m := re.search(pattern, text, re.M):
+            found[name] = m.group(1)
+    return seconds, found, error
 
 
 def main(argv=None) -> int:
