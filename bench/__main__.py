@@ -47,7 +47,7 @@ TARGETS = {
         for m in ("RNN", "LSTM", "GRU")
     ]
     + [
-        (rf"^{m}\s+([\d.]+)\s*$", f"adding problem T=50, {m} accuracy (|error| < 0.04)")
+        (rf"^{m}\s+([\d.]+)\s*$", f"adding problem T=50, {m} accuracy (abs error < 0.04)")
         for m in ("RNN", "LSTM", "GRU")
     ],
 }
