@@ -47,6 +47,9 @@ h_t = np.zeros(3)
 W_hh = np.zeros((4, 4))
 h_t @ W_hh  # shapes do not match"""
 
+SHOWN_ERROR_CELL = """\
+raise RuntimeError("an error the chapter shows on purpose")"""
+
 BROKEN_ERROR = "matmul"
 """A word of the error message that ``BROKEN_CELL`` shows."""
 
@@ -62,13 +65,17 @@ def _notebook(cells) -> nbformat.NotebookNode:
 
 
 def ui_check_notebook() -> nbformat.NotebookNode:
-    """A slider driving a figure, a progress bar, a figure, then an error (cell 4)."""
+    """A slider driving a figure, a progress bar, a figure, an error shown on purpose
+    (cell 4, tagged ``raises-exception``: not a problem), then an error (cell 5)."""
+    shown = new_code_cell(SHOWN_ERROR_CELL)
+    shown.metadata["tags"] = ["raises-exception"]
     return _notebook(
         [
             new_markdown_cell("# Widgets, progress bars, figures and an error"),
             new_code_cell(SLIDER_CELL),
             new_code_cell(PROGRESS_CELL),
             new_code_cell(FIGURE_CELL),
+            shown,
             new_code_cell(BROKEN_CELL),
             new_code_cell("print('not reached')"),
         ]

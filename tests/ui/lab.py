@@ -562,6 +562,10 @@ def find_problems(run: NotebookRun, cells: list[dict], expect: Notebook) -> list
         if cell["kind"] == "code" and not re.fullmatch(r"\[\d+\]:", cell["prompt"]):
             if index < len(run.nb.cells) and run.nb.cells[index].source.strip():
                 not_run.append(index)
+        # a chapter may show an error on purpose: such cells carry `raises-exception`
+        shows_error = index < len(run.nb.cells) and "raises-exception" in run.nb.cells[
+            index
+        ].metadata.get("tags", [])
         for out in cell["outputs"]:
             text = out["text"]
             where = "inside a widget" if out["nested"] else "output"
@@ -571,7 +575,8 @@ def find_problems(run: NotebookRun, cells: list[dict], expect: Notebook) -> list
                     if "Traceback" in text or re.search(r"\w+(Error|Exception)\b", text)
                     else "stderr"
                 )
-                problems.append(f"{label}: {kind} {where}:\n{_quote(text)}")
+                if not (kind == "error" and shows_error and not out["nested"]):
+                    problems.append(f"{label}: {kind} {where}:\n{_quote(text)}")
             elif any(s in text for s in WIDGET_FAILED):
                 problems.append(f"{label}: widget failed to render:\n{_quote(text)}")
             elif out["mime"] == "text/plain" and WIDGET_REPR.match(text):

@@ -21,6 +21,10 @@ from tests.ui.lab import ROOT, Notebook, check_notebooks
 
 NOTEBOOKS = [
     Notebook("notebooks/01_sequences_and_rnns.ipynb", expects_widget=True, expects_progress=True),
+    Notebook("notebooks/02_bptt_and_gradients.ipynb", expects_widget=True),
+    Notebook("notebooks/03_lstm.ipynb"),
+    Notebook("notebooks/04_gru.ipynb", expects_progress=True),
+    Notebook("notebooks/05_rnn_modules_in_practice.ipynb"),
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
 ]
 
@@ -50,12 +54,13 @@ def test_notebook_in_jupyterlab(notebook, reports):
 
 
 def test_checks_see_widgets_and_errors(reports):
-    """The checks themselves: the widgets render, the error and the unrun cell are reported."""
+    """The checks themselves: the widgets render, the error and the unrun cell are reported,
+    and an error in a cell tagged ``raises-exception`` (shown on purpose) is not."""
     report = reports[CHECKS.path]
     print(report.message)
     assert len(report.problems) == 2, report.message
     error, not_run = report.problems
-    assert error.startswith("cell 4 `h_t = np.zeros(3)`: error output:"), report.message
+    assert error.startswith("cell 5 `h_t = np.zeros(3)`: error output:"), report.message
     assert fixtures.BROKEN_ERROR in error, report.message
-    assert not_run.startswith("1 code cell(s) did not run: 5"), report.message
+    assert not_run.startswith("1 code cell(s) did not run: 6"), report.message
     assert any("its figure changed" in note for note in report.notes), report.message
