@@ -123,6 +123,8 @@ def test_length_mask(ch5):
     assert mask.tolist() == [[True, True, True, False], [True, False, False, False]]
     with pytest.raises(ValueError, match="positive"):
         ch5["length_mask"](torch.tensor([2, 0]))
+    with pytest.raises(ValueError, match="ints"):
+        ch5["length_mask"](torch.tensor([2.5, 1.0]))
 
 
 def test_bucket_batches_cover_everything_and_reduce_padding(ch5):
@@ -145,6 +147,25 @@ def test_bucket_batches_cover_everything_and_reduce_padding(ch5):
     assert ch5["bucket_batches"](lengths, 16, seed=1) == bucketed  # deterministic
     with pytest.raises(ValueError):
         ch5["bucket_batches"]([], 4)
+
+
+def test_data_layer_helpers_behave_as_the_chapter_says():
+    """Section 6 describes utils.data's BucketBatchSampler and pad_collate: keep the text true."""
+    from utils.data import BucketBatchSampler, pad_collate
+
+    lengths = [5, 30, 6, 29, 7, 28, 8, 27] * 4
+    sampler = BucketBatchSampler(lengths, 4, pool_factor=8, seed=0)  # one pool of 32
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
+    for batch in first:  # each pool is sorted by length before it is cut: similar lengths together
+        assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 3
+    assert list(sampler) == first  # same order again until set_epoch is called
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    batch = pad_collate([([3, 4, 5], 1), ([6], 0)])
+    assert batch["X"].tolist() == [[3, 4, 5], [6, 0, 0]]
+    assert batch["lengths"].tolist() == [3, 1] and batch["Y"].tolist() == [1, 0]
+    assert batch["mask"].tolist() == [[True, True, True], [True, False, False]]
 
 
 def test_padding_fraction_known_answer(ch5):
@@ -194,7 +215,7 @@ def test_measure_and_best_of():
     seconds = measure(work, repeats=3, warmup=2)
     assert len(seconds) == 3 and len(calls) == 5
     assert all(s >= 0.009 for s in seconds)
-    assert best_of(work, repeats=2) == pytest.approx(0.01, abs=0.5)
+    assert 0.009 <= best_of(work, repeats=2) < 0.5
 
 
 def test_best_of_is_the_minimum(monkeypatch):
