@@ -11,6 +11,7 @@ import os
 import time
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from tests.data_helpers import (
 from utils.data import (
     ChecksumError,
     CorruptFileError,
+    DataError,
     DatasetUnavailableError,
     EmptyFileError,
     MirrorMissingError,
@@ -102,6 +104,26 @@ def test_bad_cached_file_is_reported_and_replaced(dirs, damage, error):
     with pytest.warns(UserWarning, match="cached copy is not used"):
         again = fetch_file("toy", spec, progress=False)
     assert again == path and sha(path) == spec.sha256
+
+
+def test_bad_copy_in_a_read_only_cache_is_named(dirs, monkeypatch):
+    """A shared read-only cache with a damaged file: the error says the file is bad,
+    not only that the cache cannot be written."""
+    cache, mirror = dirs
+    spec = parquet_spec(mirror)
+    path = fetch_file("toy", spec, progress=False)
+    path.write_bytes(path.read_bytes()[:100])
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(DataError) as excinfo:
+        fetch_file("toy", spec, progress=False)
+    message = str(excinfo.value)
+    assert "the cached copy is not usable" in message and "it is truncated" in message
+    assert "Permission denied" in message and "replace the bad file" in message
+    assert path.exists()  # nothing was removed
 
 
 @pytest.mark.parametrize(

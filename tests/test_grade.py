@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from utils.config import ROOT
-from utils.instructor import grade, labgen
+from utils.instructor import grade, labgen, sandbox
 from utils.instructor.sandbox import Limits, Policy, _Watchdog
 
 LAB1 = "lab01_rnn_from_scratch.ipynb"
@@ -396,6 +396,18 @@ def test_score_needs_ok_reply_no_error_and_the_token(tiny):
     assert [f["passed"] for f in fb] == [False, False]
     assert fb[0]["reason"] == "AssertionError: nope"
     assert "did not run to its end" in fb[1]["reason"]
+    stdin = {"ename": "StdinNotImplementedError", "evalue": "raw_input was called", "traceback": []}
+    cells[2] = cell(reply={"status": "error", **stdin}, error=stdin)
+    status, fb = grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)
+    assert fb[0]["own"] == [
+        "your cell `square` raised StdinNotImplementedError: raw_input was called"
+        + grade.STDIN_HINT
+    ]
+    stop = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+    cells[2] = cell(reply={"status": "error", **stop}, error=stop)
+    status, fb = grade.score(lab, g, {**_result(cells), "timed_out": [2]}, "TOK", TEST_LIMITS)
+    assert status == grade.TIMEOUT
+    assert fb[0]["own"] == ["your cell `square` timed out (it was stopped after 25 s)"]
     mem = {"ename": "_ArrayMemoryError", "evalue": "Unable to allocate", "traceback": []}
     cells[2] = cell(reply={"status": "error"}, error=mem)
     assert grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)[0] == grade.MEMORY
@@ -551,3 +563,79 @@ def test_total_timeout_stops_the_run_and_keeps_earlier_points(tiny, tmp_path):
                       limits=limits, log=lambda *_: None)  # fmt: skip
     assert (r.status, r.scores) == (grade.TIMEOUT, {"test_square": 2.0, "test_hypot": 0.0})
     assert "ran past the total limit of 8 s" in r.feedback[1]["reason"]
+
+
+def test_grades_folder_inside_submissions_is_no_student_and_stray_files_are_named(tiny, tmp_path):
+    subs = tmp_path / "subs"
+    write(subs, "ann", "lab99_tiny.ipynb", tiny["starter"])
+    write(subs, "grades", "gradebook.csv", raw=b"student,lab\n")  # a previous run's output
+    write(subs, ".", "lab99_tiny.ipynb", tiny["starter"])  # not in a student folder
+    write(subs, "ann", "lab99_tiny (1).ipynb", tiny["starter"])  # a second download
+    students, labs, ignored = grade.discover(subs, tiny["dir"], None, subs / "grades")
+    assert students == ["ann"] and [p.name for p in labs] == ["lab99_tiny.ipynb"]
+    assert ignored == [
+        "ann/lab99_tiny (1).ipynb (not a lab file name; rename it to lab99_tiny.ipynb?)",
+        "lab99_tiny.ipynb (not in a student folder: expected <dir>/<student>/<lab>.ipynb)",
+    ]
+    with pytest.raises(grade.GradingError, match="the submissions folder itself"):
+        grade.discover(subs, tiny["dir"], None, subs)
+    with pytest.raises(grade.GradingError, match="inside the folder of student 'ann'"):
+        grade.discover(subs, tiny["dir"], None, subs / "ann" / "grades")
+
+
+def test_another_notebook_renamed_is_not_run_and_a_second_run_keeps_the_first_gradebook(
+    tiny, tmp_path
+):
+    other = v4.new_notebook(
+        cells=[v4.new_markdown_cell("# Chapter 1"), v4.new_code_cell("x = 1\nprint(x)")]
+    )
+    assert grade.build_graded(tiny["lab"], other, "T").foreign
+    assert not grade.build_graded(tiny["lab"], tiny["starter"], "T").foreign
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write(subs, "zoe", "lab99_tiny.ipynb", other)
+    (out).mkdir()
+    (out / "gradebook.csv").write_text("student,lab\nold,row\n")
+    logs = []
+    [r] = grade.grade(subs, out, solutions_dir=tiny["dir"], limits=TEST_LIMITS, log=logs.append)
+    assert (r.status, r.total, r.seconds) == (grade.OTHER, 0.0, 0.0)
+    assert read_gradebook(out / "gradebook.csv")["zoe"]["status"] == "other notebook"
+    assert (out / "gradebook.previous.csv").read_text() == "student,lab\nold,row\n"
+    assert any("gradebook.previous.csv" in line for line in logs)
+    assert "another notebook renamed" in (out / "feedback" / "zoe" / "lab99_tiny.md").read_text()
+
+
+def test_output_cap_keeps_the_head_the_tail_and_every_error():
+    cap = sandbox._OutputCap()
+    outs = []
+
+    def emit(out):
+        outs.append(v4.new_output(**out))
+        cap.add(outs, outs[-1], 3, None)
+
+    for _ in range(50):
+        emit({"output_type": "stream", "name": "stdout", "text": "y" * 10_000 + "\n"})
+    emit({"output_type": "stream", "name": "stdout", "text": "TOKEN\n"})
+    emit({"output_type": "error", "ename": "E", "evalue": "v" * 10**6, "traceback": ["t"] * 500})
+    cell = v4.new_code_cell(outputs=outs)
+    cap.finish(cell, 3)
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    assert len(text) < sandbox.MAX_CELL_OUTPUT + 2 * sandbox.OUTPUT_TAIL
+    assert text.endswith("TOKEN\n") and "characters of output cut by the grader" in text
+    [err] = [o for o in cell.outputs if o.output_type == "error"]
+    assert len(err.evalue) < sandbox.MAX_ERROR_TEXT + 100 and len(err.traceback) == 200
+
+
+def test_a_cell_printing_gigabytes_costs_neither_memory_nor_its_points(tiny, tmp_path):
+    """IPython keeps all that a cell prints in memory; the sandbox kernel drops it past
+    a limit, and the grader's token still gets through when a test prints a lot."""
+    sol = nbformat.read(tiny["path"], as_version=4)
+    nb = filled(tiny["starter"], sol)
+    cell_of(nb, "square").source = (
+        "for _ in range(1500):  # 1.5 GB in total\n    print('x' * 1_000_000)\n\n\n"
+        "def square(x):\n    print('y' * 2_000_000)\n    return x * x"
+    )
+    write(tmp_path / "subs", "max", "lab99_tiny.ipynb", nb)
+    limits = Limits(cell_timeout=60, total_timeout=120, memory_mb=1024, fast=True)
+    [r] = grade.grade(tmp_path / "subs", tmp_path / "out", solutions_dir=tiny["dir"],
+                      limits=limits, log=lambda *_: None)  # fmt: skip
+    assert (r.status, r.scores) == (grade.OK, {"test_square": 2.0, "test_hypot": 3.5}), r.feedback

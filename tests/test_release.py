@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +50,15 @@ def test_bundle_has_what_a_student_needs(bundle):
     assert "\nlab: " in make and "\nenv: " in make
     for target in ("grade", "release", "labs", "test", "bench", "execute"):
         assert f"\n{target}:" not in make, target
+        assert f"make {target}" not in make, target
+    assert "nbval" not in make and "TEST_ENV" not in make and make.startswith("# RNN workbook")
+    if shutil.which("make"):  # the student targets parse, their prerequisites are in the bundle
+        run = subprocess.run(
+            ["make", "-n", "help", "env", "lab", "lint", "format", "data", "clean"],
+            cwd=bundle, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": "python3"},
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert "requirements.txt" in run.stdout and "notebooks/01_" in run.stdout
 
 
 def test_bundle_holds_no_solution_code_or_hidden_test(bundle):
@@ -116,11 +127,36 @@ def test_release_refuses_to_overwrite_a_folder_that_is_not_a_release(tmp_path):
 
 def test_student_makefile_drops_instructor_targets():
     text = (
-        ".PHONY: help lab test grade\n\nlab: $(STAMP) ## start\n\tjupyter lab\n\n"
-        "test: $(STAMP) ## tests\n\tpytest \\\n\t  tests\n\ngrade: ## grade\n\tgrade it\n\n"
+        "# Workbook. `make lab` opens it, `make test` tests it.\nSHELL := /bin/bash\n"
+        "PORT ?= 8888\n# tests run with\nNBVAL := --nbval-lax \\\n  --nbval-current-env\n"
+        ".PHONY: help lab test grade\n\nlab: $(STAMP) ## start\n\tjupyter lab $(PORT)\n\n"
+        "test: $(STAMP) ## tests\n\tpytest $(NBVAL) \\\n\t  tests\n\ngrade: ## grade\n\tgrade it\n\n"
         "clean: ## clean\n\trm -rf x\n"
     )
     out = release.student_makefile(text)
-    assert ".PHONY: help lab\n" in out
+    assert out.startswith(
+        release.STUDENT_HEADER + "\nSHELL := /bin/bash\nPORT ?= 8888\n.PHONY: help lab\n"
+    )
     assert "lab: $(STAMP) ## start\n\tjupyter lab" in out and "clean: ## clean\n\trm -rf x" in out
+    assert "NBVAL" not in out and "nbval" not in out and "tests run" not in out
     assert "pytest" not in out and "grade it" not in out and "\ntest:" not in out
+
+
+def test_bundle_readme_drops_instructor_blocks(bundle):
+    text = (bundle / "README.md").read_text()
+    assert "make lab" in text and "## Course map" in text and "## Data" in text
+    for gone in ("make test", "make grade", "make release", "## For instructors", "CONTRIBUTING"):
+        assert gone not in text, f"{gone!r} is still in the student README"
+    assert "instructor-only" not in text
+
+
+def test_student_readme_refuses_unbalanced_markers():
+    from utils.instructor.release import ReleaseError, student_readme
+
+    assert (
+        student_readme("a\n<!-- instructor-only -->\nb\n<!-- /instructor-only -->\nc\n") == "a\nc\n"
+    )
+    with pytest.raises(ReleaseError, match="never closed"):
+        student_readme("<!-- instructor-only -->\nb\n")
+    with pytest.raises(ReleaseError, match="without a start"):
+        student_readme("b\n<!-- /instructor-only -->\n")

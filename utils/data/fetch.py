@@ -164,12 +164,13 @@ def fetch_file(name: str, spec: FileSpec, *, cache: Path | None = None, use_upst
             raise DatasetUnavailableError(name, [("installed packages", err)], fix) from err
     dest = (cache or cache_dir()) / spec.path
     attempts: list[tuple[str, BaseException]] = []
+    bad: VerificationError | None = None
     if dest.exists():
         try:
             verify_file(spec, dest)
             return dest
-        except VerificationError:
-            pass  # checked again under the lock, then reported
+        except VerificationError as err:
+            bad = err  # checked again under the lock, then reported
     lock_dir = (cache or cache_dir()) / ".locks"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -177,9 +178,12 @@ def fetch_file(name: str, spec: FileSpec, *, cache: Path | None = None, use_upst
     except OSError as err:
         if not spec.required:
             return None
+        why = f"the cached copy is not usable ({bad}), and " if bad else ""
         raise DataError(
-            f"cannot write to the data cache {dest.parent} ({err.strerror or err}). "
-            "Fix: set WORKBOOK_DATA to a writable folder."
+            f"{name}: {why}cannot write to the data cache {dest.parent} "
+            f"({err.strerror or err}), so no fresh copy can be fetched. "
+            "Fix: set WORKBOOK_DATA to a writable folder"
+            + (", or replace the bad file with a good copy." if bad else ".")
         ) from err
     with FileLock(lock_dir / f"{name}.lock", timeout=LOCK_TIMEOUT):
         for stale in dest.parent.glob(f".{dest.name}*.part-*"):  # left by a crashed run

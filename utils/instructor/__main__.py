@@ -69,7 +69,7 @@ def _grade(args) -> int:
     except grade.GradingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    graded = [r for r in results if r.status not in (grade.MISSING, grade.UNREADABLE)]
+    graded = [r for r in results if r.status not in (grade.MISSING, grade.UNREADABLE, grade.OTHER)]
     print(f"wrote {Path(args.out) / 'gradebook.csv'} ({len(results)} row(s)) and feedback/")
     if graded and all(r.status == grade.ERROR for r in graded):
         print(

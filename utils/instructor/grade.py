@@ -19,14 +19,21 @@ that run are always the solution's.
 The graded notebook runs in a fresh sandboxed kernel (:mod:`.sandbox`) whose
 working folder is an empty scratch folder, with a per-cell timeout (a cell over
 it is interrupted and the rest still runs), a total timeout, a memory cap and no
-network. The submission file is read once, before any kernel starts, and never
-written. A grade cell earns its points when its execute reply is ``ok``, it shows
-no error and it printed a random per-run token appended to it by the grader
-(hiding tracebacks therefore cannot turn a failure into a pass).
+network; what a cell prints beyond a million characters is dropped (so a cell
+printing in a loop cannot fill the grader's memory). The submission file is read
+once, before any kernel starts, and never written. A grade cell earns its points
+when its execute reply is ``ok``, it shows no error and it printed a random
+per-run token appended to it by the grader (hiding tracebacks therefore cannot
+turn a failure into a pass).
 
 Output in ``OUT``: ``gradebook.csv`` (student, lab, total, max_total, status,
-then one column per grade cell) and ``feedback/<student>/<lab>.md``.
-Status: ok, timeout, memory, kernel died, unreadable, missing, error.
+review, then one column per grade cell; the one of a previous run is kept as
+``gradebook.previous.csv``) and ``feedback/<student>/<lab>.md``. ``OUT`` may be
+inside ``<dir>`` (it is then no student), but not ``<dir>`` itself or a student's
+folder. Files directly in ``<dir>`` are not graded (the log names them).
+Status: ok, timeout, memory, kernel died, unreadable, other notebook (a valid
+notebook with no cell of the lab, e.g. another notebook renamed: not run),
+missing, error.
 """
 
 from __future__ import annotations
@@ -53,16 +60,18 @@ from utils.instructor.sandbox import Limits
 
 OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
 UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
+OTHER = "other notebook"
 STATUS_TEXT = {
     OK: "the notebook ran to the end",
     TIMEOUT: "a cell ran longer than the time limit and was interrupted",
     MEMORY: "the notebook asked for more memory than the limit",
     DIED: "the kernel died (the Python process running the notebook stopped)",
     UNREADABLE: "the file is not a readable Jupyter notebook",
+    OTHER: "the file is a Jupyter notebook, but not this lab",
     MISSING: "no file was submitted for this lab",
     ERROR: "the grader failed on this submission (tell your instructor)",
 }
-TOKEN_PREFIX = "WORKBOOK-GRADER-OK-"
+TOKEN_PREFIX = sandbox.TOKEN_PREFIX
 # Code worth a look by the instructor (the gradebook's review column): ways to
 # tamper with error reporting or the kernel, to reach the network or other files.
 REVIEW = {
@@ -82,6 +91,7 @@ REVIEW = {
         "solutions": r"\bsolutions\b",
     }.items()
 }
+STDIN_HINT = " (nobody can answer input() while the grader runs the notebook: remove it)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MEMORY_TEXT = re.compile(r"can't allocate memory|not enough memory|bad_alloc|out of memory", re.I)
 
@@ -192,6 +202,7 @@ class GradedNotebook:
     exercise_of: dict[int, str]  # index in nb of an exercise cell -> its grade_id
     notes: list[str] = field(default_factory=list)
     review: str = ""  # constructs in the student's code an instructor may want to look at
+    foreign: bool = False  # no cell of the submission comes from the lab
 
 
 def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> GradedNotebook:
@@ -284,7 +295,10 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
         notes.append(f"{sum(map(len, extra.values()))} code cell(s) you added also ran.")
     graded = nbformat.v4.new_notebook(cells=cells, metadata=template.metadata)
     student_code = [*sources.values(), *(s_cells[j].source for js in extra.values() for j in js)]
-    return GradedNotebook(graded, grade_cells, exercise_of, notes, review_flags(student_code))
+    foreign = not origin  # no grade id, no cell of the lab, no exercise found by name
+    return GradedNotebook(
+        graded, grade_cells, exercise_of, notes, review_flags(student_code), foreign
+    )
 
 
 def review_flags(sources: list[str]) -> str:
@@ -453,14 +467,21 @@ def score(
         # errors in the student's own cells for this test's exercises
         own = []
         for k in range(previous + 1, i):
-            if k in graded.exercise_of and errors.get(k):
+            interrupted = (
+                k in timed_out and (errors.get(k) or {}).get("ename") == "KeyboardInterrupt"
+            )
+            if k in graded.exercise_of and errors.get(k) and not interrupted:
                 e = errors[k]
                 own.append(
                     f"your cell `{graded.exercise_of[k]}` raised {e.get('ename')}: "
                     f"{_clean(str(e.get('evalue', '')), token)}"
+                    + (STDIN_HINT if e.get("ename") == "StdinNotImplementedError" else "")
                 )
             if k in timed_out and k in graded.exercise_of:
-                own.append(f"your cell `{graded.exercise_of[k]}` timed out")
+                own.append(
+                    f"your cell `{graded.exercise_of[k]}` timed out (it was stopped after "
+                    f"{limits.cell_timeout:g} s)"
+                )
         if own and not item["passed"]:
             item["own"] = own
         previous = i
@@ -547,15 +568,48 @@ def _run_job(job: _Job, limits: Limits, session: Path, n: int, deny: list[Path])
     return base
 
 
-def discover(submissions: Path, solutions_dir: Path, labs: list[str] | None):
-    """Students (sorted folder names), labs to grade, and files nobody will grade."""
+def _check_out(submissions: Path, out: Path) -> Path | None:
+    """The student-level folder of ``submissions`` that ``out`` is (None: outside it)."""
+    sub, dest = submissions.resolve(), out.resolve()
+    if dest == sub:
+        raise GradingError(
+            f"--out {out} is the submissions folder itself; write the grades elsewhere"
+        )
+    if not dest.is_relative_to(sub):
+        return None
+    inner = dest.relative_to(sub).parts
+    if len(inner) > 1:
+        raise GradingError(
+            f"--out {out} is inside the folder of student {inner[0]!r}; write the grades elsewhere"
+        )
+    return dest
+
+
+def _did_you_mean(name: str, labs: list[str]) -> str:
+    """``"; rename it to X"`` when ``name`` looks like lab X (e.g. ``X (1).ipynb``)."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), [n.lower() for n in labs], n=1, cutoff=0.8)
+    return f"; rename it to {labs[[n.lower() for n in labs].index(close[0])]}?" if close else ""
+
+
+def discover(
+    submissions: Path, solutions_dir: Path, labs: list[str] | None, out: Path | None = None
+):
+    """Students (sorted folder names), labs to grade, and files nobody will grade.
+
+    ``out`` (the grades folder) is never taken for a student, even inside ``submissions``.
+    """
     if not submissions.is_dir():
         raise GradingError(f"{submissions} is not a folder (expected <dir>/<student>/<lab>.ipynb)")
+    own = _check_out(submissions, out) if out is not None else None
     available = {p.name: p for p in labgen.solution_paths(solutions_dir)}
     if not available:
         raise GradingError(f"no solution notebook in {solutions_dir}")
     students = sorted(
-        p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")
+        p.name
+        for p in submissions.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.resolve() != own
     )
     if not students:
         raise GradingError(
@@ -574,10 +628,15 @@ def discover(submissions: Path, solutions_dir: Path, labs: list[str] | None):
                 f"no file in {submissions}/<student>/ is named like a lab ({', '.join(sorted(available))})"
             )
     ignored = sorted(
-        f"{s}/{f.name}"
+        f"{s}/{f.name} (not a lab file name{_did_you_mean(f.name, names)})"
         for s in students
         for f in (submissions / s).iterdir()
         if f.is_file() and f.name not in names and not f.name.startswith(".")
+    )
+    ignored += sorted(
+        f"{f.name} (not in a student folder: expected <dir>/<student>/<lab>.ipynb)"
+        for f in submissions.iterdir()
+        if f.is_file() and not f.name.startswith(".")
     )
     return students, [available[n] for n in names], ignored
 
@@ -595,9 +654,14 @@ def grade(
     """Grade every ``submissions/<student>/<lab>.ipynb``; write the gradebook and feedback."""
     submissions, out, solutions_dir = Path(submissions), Path(out), Path(solutions_dir)
     limits = limits or Limits(fast=os.environ.get("WORKBOOK_FAST", "") in ("1", "true", "yes"))
-    students, lab_paths, ignored = discover(submissions, solutions_dir, labs)
+    students, lab_paths, ignored = discover(submissions, solutions_dir, labs, out)
     for name in ignored:
-        log(f"ignored {name} (not a lab file name)")
+        log(f"ignored {name}")
+    if (out / "gradebook.csv").exists():
+        log(
+            f"{out / 'gradebook.csv'} exists: the new one replaces it, the old one is kept "
+            "as gradebook.previous.csv"
+        )
     try:
         lab_list = [load_lab(p) for p in lab_paths]
     except labgen.LabSourceError as e:
@@ -637,6 +701,14 @@ def grade(
                     )
                 )
                 continue
+            if graded.foreign:
+                why = (
+                    f"No cell of it comes from {lab.name} (no grader metadata, no cell of "
+                    "the lab, no exercise function by name): is it another notebook renamed? "
+                    "It was not run."
+                )
+                results.append(Result(student, lab.name, OTHER, zero, lab.max_total, notes=[why]))
+                continue
             jobs_todo.append(_Job(student, lab, graded, token))
     jobs = max(1, jobs or os.cpu_count() or 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -669,6 +741,8 @@ def grade(
                 )
     order = {lab.name: k for k, lab in enumerate(lab_list)}
     results.sort(key=lambda r: (r.student, order[r.lab]))
+    if (out / "gradebook.csv").exists():
+        (out / "gradebook.csv").replace(out / "gradebook.previous.csv")
     write_gradebook(results, lab_list, out / "gradebook.csv")
     for r in results:
         path = out / "feedback" / r.student / (Path(r.lab).stem + ".md")

@@ -8,6 +8,8 @@ README) and nothing an instructor keeps to themselves:
   and ``utils/instructor/`` (the generator and grader hold no answers, but a
   student has no use for them, and ``make labs`` without ``solutions/`` would
   remove the labs);
+- the bundle's README drops the blocks fenced by ``<!-- instructor-only -->`` and
+  ``<!-- /instructor-only -->`` (tests, grading, maintenance);
 - the bundle's Makefile keeps the student targets (``env``, ``lab``, ``lint``,
   ``format``, ``data``, ``clean``) and drops the ones that need what was left out.
 
@@ -172,10 +174,68 @@ def is_included(rel: Path) -> bool:
     return not any(s == d or s.startswith(d + "/") for d in EXCLUDED_DIRS)
 
 
+STUDENT_HEADER = (
+    "# RNN workbook, student bundle. `make lab` opens the workbook (it creates the\n"
+    "# environment, .venv pinned by requirements.txt, when missing); `make help` lists the rest."
+)
+
+
 def student_makefile(text: str) -> str:
-    """The Makefile without the targets that need instructor material."""
+    """The Makefile without the targets that need instructor material.
+
+    Also gone: the opening comment when it names an instructor target (replaced by
+    :data:`STUDENT_HEADER`), and the variables only those targets used, with the
+    comment lines just above them.
+    """
+    lines = text.splitlines()
+    head = 0
+    while head < len(lines) and lines[head].startswith("#"):
+        head += 1
+    if any(f"make {t}" in line for line in lines[:head] for t in INSTRUCTOR_TARGETS):
+        lines = STUDENT_HEADER.splitlines() + lines[head:]
+    kept = _without_targets(lines)
+    return "\n".join(_without_unused_variables(kept, used_before=lines)) + "\n"
+
+
+_VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)\s*(:=|\?=|=|\+=)")
+
+
+def _uses(lines: list[str], name: str, skip: range = range(0)) -> bool:
+    rest = "\n".join(ln for k, ln in enumerate(lines) if k not in skip)
+    return f"$({name})" in rest or f"${{{name}}}" in rest
+
+
+def _without_unused_variables(lines: list[str], used_before: list[str]) -> list[str]:
+    """Drop ``NAME := ...`` definitions (and continuation and comment lines above)
+    that ``used_before`` (the whole Makefile) refers to but ``lines`` no longer does;
+    variables make itself reads (``SHELL``, ...) are never referred to and stay."""
+    blocks: list[tuple[int, int, str]] = []  # (first line, end, name)
+    i = 0
+    while i < len(lines):
+        m = _VARIABLE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        end = i + 1
+        while lines[end - 1].endswith("\\") and end < len(lines):
+            end += 1
+        start = i
+        while (
+            start > 0 and lines[start - 1].startswith("#") and not _VARIABLE.match(lines[start - 1])
+        ):
+            start -= 1
+        blocks.append((start, end, m.group(1)))
+        i = end
+    drop: set[int] = set()
+    for start, end, name in blocks:
+        if _uses(used_before, name) and not _uses(lines, name, skip=range(start, end)):
+            drop.update(range(start, end))
+    return [ln for k, ln in enumerate(lines) if k not in drop]
+
+
+def _without_targets(lines: list[str]) -> list[str]:
     out, skipping = [], False
-    for line in text.splitlines():
+    for line in lines:
         m = re.match(r"^([A-Za-z][\w-]*)\s*:(?!=)", line)
         if m:
             skipping = m.group(1) in INSTRUCTOR_TARGETS
@@ -186,7 +246,31 @@ def student_makefile(text: str) -> str:
             line = ".PHONY: " + " ".join(names)
         if not skipping:
             out.append(line)
-    return "\n".join(out) + "\n"
+    return out
+
+
+INSTRUCTOR_BEGIN = "<!-- instructor-only -->"
+INSTRUCTOR_END = "<!-- /instructor-only -->"
+
+
+def student_readme(text: str) -> str:
+    """README.md without the blocks fenced by ``<!-- instructor-only -->`` comments
+    (the test, grading and maintenance commands a student's bundle does not have)."""
+    out, inside = [], False
+    for n, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.strip() == INSTRUCTOR_BEGIN:
+            if inside:
+                raise ReleaseError(f"README.md line {n}: {INSTRUCTOR_BEGIN} inside another")
+            inside = True
+        elif line.strip() == INSTRUCTOR_END:
+            if not inside:
+                raise ReleaseError(f"README.md line {n}: {INSTRUCTOR_END} without a start")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ReleaseError(f"README.md: {INSTRUCTOR_BEGIN} is never closed")
+    return re.sub(r"\n{3,}", "\n\n", "".join(out))
 
 
 def build_release(
@@ -226,6 +310,8 @@ def build_release(
             target.parent.mkdir(parents=True, exist_ok=True)
             if rel.as_posix() == "Makefile":
                 target.write_text(student_makefile((root / rel).read_text()), encoding="utf-8")
+            elif rel.as_posix() == "README.md":
+                target.write_text(student_readme((root / rel).read_text()), encoding="utf-8")
             else:
                 shutil.copy2(root / rel, target)
         (staging / MARKER).write_text(
@@ -236,7 +322,9 @@ def build_release(
             shown = "\n  ".join(problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
             raise ReleaseError(
-                f"the bundle would contain solution or hidden-test text:\n  {shown}{more}"
+                f"the bundle would contain solution or hidden-test text:\n  {shown}{more}\n"
+                "Fix: remove those files or that text (a file git does not track, such as "
+                "a module a solution notebook exported, can also be listed in .gitignore)."
             )
         if out.exists():
             shutil.rmtree(out)

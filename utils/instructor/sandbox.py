@@ -27,7 +27,11 @@ Before the kernel starts it reads its limits from the environment variable
   * connecting to, or resolving, any address that is not the loopback
     interface (the kernel's own messages go through ZMQ, which is not affected);
   * starting programs (``subprocess``, ``os.system``, ``os.exec*``, ``spawn``)
-    and loading the C library through ``ctypes``.
+    and loading the C library through ``ctypes``;
+- drops what a cell prints beyond ``MAX_STREAM_CHARS`` (except the grader's
+  token line) and turns off IPython's in-memory copy of every output, so a cell
+  printing in an endless loop costs neither the kernel's nor the grader's memory
+  (the worker also keeps at most ``MAX_CELL_OUTPUT`` characters of a cell's outputs).
 
 This keeps honest mistakes and casual tricks from affecting the grade. It is
 not a security boundary like a container or a virtual machine: code that
@@ -203,12 +207,59 @@ def set_limits(memory_mb: int | None, file_mb: int | None = 512) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+TOKEN_PREFIX = "WORKBOOK-GRADER-OK-"
+"""what the grader appends to a test cell's output (a line with it is never cut)"""
+MAX_STREAM_CHARS = 1_000_000
+"""characters a cell may print to stdout or stderr before the kernel drops the rest"""
+
+
+def cap_streams(limit: int = MAX_STREAM_CHARS) -> None:
+    """Make the kernel drop what a cell prints beyond ``limit`` characters per stream.
+
+    A cell that prints in an endless loop would otherwise send gigabytes to the
+    grader before its time limit. The grader's token line always goes through.
+    IPython (9 and later) also keeps everything printed in its output history,
+    in memory, for ``%history -y``: that copy is turned off.
+    """
+    import contextlib
+
+    from ipykernel.iostream import OutStream
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if hasattr(InteractiveShell, "_tee"):
+
+        @contextlib.contextmanager
+        def no_tee(self, channel):
+            yield
+
+        InteractiveShell._tee = no_tee
+
+    write = OutStream.write
+    used: dict[tuple, int] = {}
+
+    def capped_write(self, string):
+        if not isinstance(string, str):
+            return write(self, string)
+        key = (self.name, (self.parent_header or {}).get("msg_id"))
+        n = used.get(key, 0)
+        used[key] = n + len(string)
+        if n + len(string) <= limit or TOKEN_PREFIX in string:
+            return write(self, string)
+        if n <= limit:  # the first write over the limit
+            write(self, f"\n... [output beyond {limit:,} characters cut by the grader] ...\n")
+        return len(string)
+
+    OutStream.write = capped_write
+
+
 def kernel_main() -> None:
     """Start an IPython kernel under the limits in ``$WORKBOOK_SANDBOX``."""
     config = json.loads(os.environ.pop(ENV_VAR, "{}") or "{}")
     # Run as a script, sys.path[0] is this folder; a kernel imports from its working folder.
     sys.path[0] = os.getcwd()
     from ipykernel.kernelapp import launch_new_instance
+
+    cap_streams(config.get("max_stream_chars", MAX_STREAM_CHARS))
 
     if os.name == "posix":
         try:
@@ -334,6 +385,63 @@ class _Watchdog(threading.Thread):
                     self.kill("timeout")  # the interrupt did not stop it
 
 
+MAX_CELL_OUTPUT = 200_000
+"""characters of output a cell keeps; beyond it only the last ``OUTPUT_TAIL`` are kept"""
+OUTPUT_TAIL = 10_000
+MAX_ERROR_TEXT = 20_000
+"""characters kept of an error's message and of each traceback entry"""
+
+
+class _OutputCap:
+    """Bounds what the worker keeps of a cell's outputs, so that a cell printing in a
+    loop cannot fill the grader's memory: the first ``MAX_CELL_OUTPUT`` characters
+    are kept, then only the last ``OUTPUT_TAIL`` characters of the text streams (the
+    grader's token, printed last, survives); errors are kept, shortened."""
+
+    def __init__(self):
+        self.size: dict[int, int] = {}
+        self.cut: dict[int, dict] = {}  # cell -> {"chars": n, "tail": {stream name: text}}
+
+    def add(self, outs: list, out, cell_index: int, display_id) -> None:
+        if out is None or not outs or outs[-1] is not out:
+            return
+        kind = out.get("output_type")
+        if kind == "error":
+            out["evalue"] = _shorten(str(out.get("evalue", "")))
+            out["traceback"] = [_shorten(str(t)) for t in out.get("traceback", [])][-200:]
+            return
+        n = len(json.dumps(out.get("text", "") if kind == "stream" else out.get("data", {})))
+        used = self.size.get(cell_index, 0)
+        if (used + n <= MAX_CELL_OUTPUT and cell_index not in self.cut) or display_id:
+            self.size[cell_index] = used + n
+            return
+        outs.pop()
+        cut = self.cut.setdefault(cell_index, {"chars": 0, "tail": {}})
+        cut["chars"] += n
+        if kind == "stream":
+            tail = cut["tail"].get(out["name"], "") + out["text"]
+            cut["tail"][out["name"]] = tail[-OUTPUT_TAIL:]
+
+    def finish(self, cell, cell_index: int) -> None:
+        """Append what was cut from ``cell``'s outputs: a note and the streams' tails."""
+        import nbformat
+
+        cut = self.cut.pop(cell_index, None)
+        if not cut:
+            return
+        note = f"\n... [{cut['chars']:,} characters of output cut by the grader] ...\n"
+        cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
+        for name, tail in cut["tail"].items():
+            cell.outputs.append(nbformat.v4.new_output("stream", name=name, text=tail))
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    half = MAX_ERROR_TEXT // 2
+    return f"{text[:half]}\n... [{len(text) - 2 * half:,} characters cut] ...\n{text[-half:]}"
+
+
 def run_worker(spec_path: Path) -> dict:
     """Run the graded notebook described by ``spec_path`` (JSON); return the result."""
     import nbformat
@@ -358,14 +466,24 @@ def run_worker(spec_path: Path) -> dict:
             return KernelSpecManager(kernel_dirs=[str(private / "kernels")])
 
     replies: dict[int, dict] = {}
+    cap = _OutputCap()
+
+    class CappedClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            out = super().output(outs, msg, display_id, cell_index)
+            cap.add(outs, out, cell_index, display_id)
+            return out
 
     def on_executed(cell, cell_index, execute_reply):
         content = (execute_reply or {}).get("content", {})
-        replies[cell_index] = {
-            k: content.get(k) for k in ("status", "ename", "evalue", "traceback")
-        }
+        reply = {k: content.get(k) for k in ("status", "ename", "evalue", "traceback")}
+        if reply["evalue"]:
+            reply["evalue"] = _shorten(str(reply["evalue"]))
+        if reply["traceback"]:
+            reply["traceback"] = [_shorten(str(t)) for t in reply["traceback"]][-200:]
+        replies[cell_index] = reply
 
-    client = NotebookClient(
+    client = CappedClient(
         nb,
         kernel_manager_class=SandboxKernelManager,
         kernel_name=KERNEL_NAME,
@@ -401,6 +519,7 @@ def run_worker(spec_path: Path) -> dict:
                     break
                 finally:
                     watchdog.end()
+                    cap.finish(cell, i)
     except Exception as e:  # noqa: BLE001 - report, never crash the whole run
         if stopped is None:
             message = f"{type(e).__name__}: {e}"
