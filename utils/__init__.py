@@ -9,7 +9,8 @@ Small modules, one concern each, meant to be read:
 - ``utils.data``    datasets (verified cache, mirror, download), vocabularies, batching
 - ``utils.tasks``   synthetic sequence tasks: adding, copy, reversal, counting, dates
 - ``utils.widgets`` interactive explorations (plain functions first, sliders second)
-- ``utils.instructor``  lab generation, grading and release (for instructors)
+- ``utils.instructor``  lab generation, grading and release (instructors only;
+  not part of the student bundle)
 """
 
 from utils.config import DATA_DIR, FAST, ROOT, get_device, pick, seed_everything, setup
