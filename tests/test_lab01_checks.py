@@ -197,6 +197,78 @@ MUTATIONS = [
         "wrong sign",
     ),
     (
+        "sequence: h0 ignored",
+        "rnn_forward",
+        "    h_t = h0\n",
+        "    h_t = np.zeros_like(h0)\n",
+        "rnn_forward",
+        "h0 is not used",
+    ),
+    (
+        "forward: a_t stored in the cache instead of h_t",
+        "rnn_step_forward",
+        "    cache = (x_t, h_prev, h_t, W_xh, W_hh)\n",
+        "    cache = (x_t, h_prev, np.arctanh(h_t), W_xh, W_hh)\n",
+        "rnn_step_forward",
+        "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)`",
+    ),
+    (
+        "forward: b_h added to the cache",
+        "rnn_step_forward",
+        "    cache = (x_t, h_prev, h_t, W_xh, W_hh)\n",
+        "    cache = (x_t, h_prev, h_t, W_xh, W_hh, b_h)\n",
+        "rnn_step_forward",
+        "cache is a tuple of 6 items, expected the tuple of 5",
+    ),
+    (
+        "loss: dscores averaged over N only",
+        "temporal_softmax_loss",
+        "    dscores /= N * T\n",
+        "    dscores /= N\n",
+        "temporal_softmax_loss",
+        "dscores is averaged over N only",
+    ),
+    (
+        "step backward: tanh derivative from h_prev",
+        "rnn_step_backward",
+        "da_t = dh_t * (1.0 - h_t**2)",
+        "da_t = dh_t * (1.0 - h_prev**2)",
+        "rnn_step_backward",
+        "db_h is the sum over the batch of da_t",
+    ),
+    (
+        "step backward: dW_xh from dh_t instead of da_t",
+        "rnn_step_backward",
+        "dW_xh = x_t.T @ da_t",
+        "dW_xh = x_t.T @ dh_t",
+        "rnn_step_backward",
+        "It misses the tanh derivative",
+    ),
+    (
+        "step backward: dW_xh with the batch rows misaligned",
+        "rnn_step_backward",
+        "dW_xh = x_t.T @ da_t",
+        "dW_xh = x_t.T @ da_t[::-1]",
+        "rnn_step_backward",
+        "db_h is right, so da_t is right: dW_xh = x_t^T da_t",
+    ),
+    (
+        "model: h0 ignored",
+        "loss_and_grads",
+        "states, caches = rnn_forward(X, h0,",
+        "states, caches = rnn_forward(X, 0.0 * h0,",
+        "loss_and_grads",
+        "h0 is not used: pass the argument h0",
+    ),
+    (
+        "model: b_q missing from the scores",
+        "loss_and_grads",
+        "scores = states @ W_hq + b_q",
+        "scores = states @ W_hq",
+        "loss_and_grads",
+        "b_q is missing",
+    ),
+    (
         "step backward: missing tanh derivative",
         "rnn_step_backward",
         "da_t = dh_t * (1.0 - h_t**2)",
@@ -487,6 +559,19 @@ def test_check_lets_not_implemented_through(solution, name):
         CHECKS[name](_stub(solution[name]))
 
 
+def test_check_names_the_unfinished_function_a_caller_uses():
+    # rnn_forward is written, but the rnn_step_forward it calls is still the stub.
+    fn = mutated(
+        "rnn_forward",
+        "    h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)\n",
+        "    raise NotImplementedError()\n",
+    )
+    with pytest.raises(
+        NotImplementedError, match="rnn_forward calls rnn_step_forward, which is not"
+    ):
+        lc.check_rnn_forward(fn)
+
+
 def test_check_names_float32(solution):
     def float32(*args):
         h_t, cache = solution["rnn_step_forward"](*args)
@@ -506,8 +591,31 @@ def test_check_names_the_changed_argument(solution):
         h_prev *= 0.5
         return solution["rnn_step_forward"](x_t, h_prev, W_xh, W_hh, b_h)
 
-    with pytest.raises(CheckError, match="changed its argument number 2 in place"):
+    with pytest.raises(CheckError, match=r"changed its argument number 2 \(h_prev\) in place"):
         lc.check_rnn_step_forward(in_place)
+
+
+def test_check_explains_an_undefined_name(solution):
+    def uses_a_missing_helper(x_t, h_prev, W_xh, W_hh, b_h):
+        return my_tanh(x_t @ W_xh + h_prev @ W_hh + b_h)  # noqa: F821
+
+    with pytest.raises(CheckError) as info:
+        lc.check_rnn_step_forward(uses_a_missing_helper)
+    message = str(info.value)
+    assert "raised NameError" in message and "exported functions" in message, message
+    assert "Compare the shapes" not in message, message
+
+
+def test_a_wrong_scalar_is_not_called_a_missing_factor(solution):
+    def loss_off_by_a_bit(params, X, Y, h0):
+        loss, grads = solution["loss_and_grads"](params, X, Y, h0)
+        return loss + 0.1, grads
+
+    with pytest.raises(CheckError) as info:
+        lc.check_loss_and_grads(loss_off_by_a_bit)
+    message = str(info.value)
+    assert "loss differs" in message and "missing or extra factor" not in message, message
+    assert "Got " in message and "index ()" not in message, message
 
 
 def test_torch_reference_is_independent_of_numpy(solution):

@@ -20,6 +20,7 @@ PyTorch stores ``weight_ih`` as ``(H, D)``, so ``cell.weight_ih = W_xh.T``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -57,6 +58,19 @@ def _describe(x) -> str:
     return type(x).__name__
 
 
+def _stub_name(error: BaseException, fn: Callable) -> str | None:
+    """The name of the function that raised ``error``, when it is not ``fn`` itself."""
+    tb = error.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if code is getattr(fn, "__code__", None) or code.co_name.startswith("<"):
+        return None
+    return code.co_name
+
+
 def _call(fn: Callable, label: str, *args):
     """Call the student's ``fn`` on copies of ``args``; name it when it fails.
 
@@ -69,19 +83,39 @@ def _call(fn: Callable, label: str, *args):
     copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     try:
         out = run_safely(fn, *copies, name=label)
-    except NotImplementedError:
-        raise
+    except NotImplementedError as e:
+        stub = _stub_name(e.__cause__ or e, fn)
+        if stub is None:
+            raise
+        raise NotImplementedError(
+            f"{label} calls {stub}, which is not implemented yet: finish {stub} and run its "
+            f"cell, then run this check again."
+        ) from e
+    except NameError as e:
+        raise _fail(
+            f"{label} raised NameError: {e}",
+            "It uses a name that is not defined where it runs. If it is a helper function "
+            "of yours, run its cell first (and, for rnn_scratch.py, add it to the list of "
+            "exported functions); if it is a module or a constant, import or define it in a "
+            "cell above (and, for rnn_scratch.py, in the export's header).",
+        ) from e
     except Exception as e:
         inputs = ", ".join(_describe(a) for a in args)
         raise _fail(
             f"{label} raised {type(e).__name__}: {e}",
             f"It was called with ({inputs}). Compare the shapes in its docstring with yours.",
         ) from e
+    try:
+        arg_names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        arg_names = []
     for i, (a, c) in enumerate(zip(args, copies)):
         if isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True):
+            which = f" ({arg_names[i]})" if i < len(arg_names) else ""
             raise _fail(
-                f"{label} changed its argument number {i + 1} in place.",
-                "Compute new arrays (a = a * b, not a *= b) so the caller's data stays intact.",
+                f"{label} changed its argument number {i + 1}{which} in place.",
+                "Compute new arrays (a = a * b, not a *= b; copy before writing into a slice) "
+                "so the caller's data stays intact.",
             )
     return out
 
@@ -146,14 +180,15 @@ def _compare(
             head, "It equals the transpose of the reference: check the order of the matmul."
         )
     denom = float(np.sum(want * want))
-    if denom > 0:
+    if denom > 0 and want.size > 1:  # any wrong scalar is "the reference times c"
         c = float(np.sum(got * want)) / denom
         if abs(c - 1) > 1e-3 and rel_error(got, c * want) < 1e-6:
             raise _fail(head, f"It is the reference times {c:.4g}: a missing or extra factor?")
-    idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
-    where = (
-        f" The largest difference is at index {idx}: got {got[idx]:.6g}, expected {want[idx]:.6g}."
-    )
+    if want.size == 1:
+        where = f" Got {got.item():.10g}, expected {want.item():.10g}."
+    else:
+        idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
+        where = f" The largest difference is at index {idx}: got {got[idx]:.6g}, expected {want[idx]:.6g}."
     raise _fail(head + where, hint)
 
 
@@ -278,13 +313,21 @@ def check_rnn_step_forward(
             (no_h, "h_prev is missing: h_t must use h_{t-1} through W_hh."),
         ],
     )
+    keep = (
+        "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)` that the lab gives: "
+        "rnn_step_backward and rnn_backward receive caches in exactly this format."
+    )
     if not isinstance(cache, tuple | list) or len(cache) != len(STEP_CACHE):
+        size = f" of {len(cache)} items" if isinstance(cache, tuple | list) else ""
         raise _fail(
-            f"cache is a {_describe(cache)}, expected the tuple ({', '.join(STEP_CACHE)}).",
-            "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)` that the lab gives.",
+            f"cache is a {_describe(cache)}{size}, expected the tuple of {len(STEP_CACHE)} "
+            f"({', '.join(STEP_CACHE)}).",
+            keep,
         )
-    for name, value, expected in zip(STEP_CACHE, cache, (x_t, h_prev, want, W_xh, W_hh)):
-        _compare(f"cache[{STEP_CACHE.index(name)}] ({name})", value, expected)
+    for i, (name, value, expected) in enumerate(
+        zip(STEP_CACHE, cache, (x_t, h_prev, want, W_xh, W_hh))
+    ):
+        _compare(f"cache[{i}] ({name})", value, expected, hint=keep)
     passed(
         f"{label}: h_t matches nn.RNNCell with the same weights; the cache holds {', '.join(STEP_CACHE)}."
     )
@@ -302,6 +345,7 @@ def check_rnn_forward(
         cell = _cell(W_xh, W_hh, b_h)
         from_h0 = np.stack([_n(cell(_t(X[:, t]), _t(h0))) for t in range(T)], axis=1)
         backward = _n(_rnn(W_xh, W_hh, b_h)(_t(X[:, ::-1].copy()), _t(h0)[None])[0])
+        from_zeros = _n(_rnn(W_xh, W_hh, b_h)(_t(X), torch.zeros(1, N, H, dtype=torch.float64))[0])
     shifted = np.concatenate([h0[:, None], want[:, :-1]], axis=1)
     backward_hint = "The sequence is read backward: go forward in time, t = 0, 1, ..., T - 1."
     _compare(
@@ -315,7 +359,14 @@ def check_rnn_forward(
                 from_h0,
                 "Every step starts from h0: h_t must use h_{t-1}, the state of the step before.",
             ),
-            (want[:, ::-1], "The time order is reversed: states[:, 0] is h_0, the first step."),
+            (
+                from_zeros,
+                "h0 is not used: the first step must start from the argument h0, not from zeros.",
+            ),
+            (
+                want[:, ::-1],
+                "The time order is reversed: states[:, 0] is the state after the first input X[:, 0].",
+            ),
             (backward, backward_hint),
             (backward[:, ::-1], backward_hint),
         ],
@@ -332,7 +383,13 @@ def check_rnn_forward(
                 raise _fail(
                     f"caches[{t}] is a {_describe(caches[t])}, expected a step cache {STEP_CACHE}."
                 )
-            _compare(f"caches[{t}][{i}] ({name})", caches[t][i], expected)
+            _compare(
+                f"caches[{t}][{i}] ({name})",
+                caches[t][i],
+                expected,
+                hint=f"caches[t] must be the cache of step t, ({', '.join(STEP_CACHE)}), "
+                "as rnn_step_forward returns it.",
+            )
     passed(
         f"{label}: states match nn.RNN (batch_first) with the same weights; {T} step caches in time order."
     )
@@ -379,6 +436,8 @@ def check_temporal_softmax_loss(
                 want_dscores * N * T,
                 "dscores is N * T times too large: the loss is a mean, so divide by N * T.",
             ),
+            (want_dscores * T, "dscores is averaged over N only: divide by N * T."),
+            (want_dscores * N, "dscores is averaged over T only: divide by N * T."),
             (
                 -want_dscores,
                 "dscores has the wrong sign: it is softmax(scores) minus the one-hot targets.",
@@ -439,6 +498,13 @@ def check_rnn_step_backward(
     }
     no_tanh = "It misses the tanh derivative: multiply dh_t by (1 - h_t**2) first."
     # Weight gradients first: when they are right, a wrong dx_t / dh_prev is a matmul problem.
+    # db_h is the batch sum of da_t, so once db_h is right, da_t is right too.
+    hints = {
+        "db_h": "db_h is the sum over the batch of da_t = dh_t * (1 - h_t**2), with h_t taken "
+        "from the cache (it already includes b_h): check da_t.",
+        "dW_xh": "db_h is right, so da_t is right: dW_xh = x_t^T da_t, (D, N) @ (N, H).",
+        "dW_hh": "db_h is right, so da_t is right: dW_hh = h_prev^T da_t, (H, N) @ (N, H).",
+    }
     for name in ("db_h", "dW_xh", "dW_hh", "dx_t", "dh_prev"):
         reference, without_tanh, shape_hint = want[name]
         weight = {"dx_t": "W_xh", "dh_prev": "W_hh"}.get(name)
@@ -446,7 +512,7 @@ def check_rnn_step_backward(
             f"The weight gradients are right, so the error is in how {name} flows back "
             f"through {weight}: check the side and the transpose of {weight} in the matmul."
             if weight
-            else None
+            else hints[name]
         )
         _compare(
             name,
@@ -587,7 +653,19 @@ def check_loss_and_grads(
         got_loss = float(np.asarray(loss))
     except (TypeError, ValueError):
         raise _fail(f"loss is a {_describe(loss)}, expected one number.") from None
-    _compare("loss", np.asarray(got_loss), np.asarray(want_loss))
+    zeros_h0_loss, _ = torch_loss_and_grads(params, X, Y, np.zeros_like(h0))
+    no_b_q_loss, _ = torch_loss_and_grads({**params, "b_q": np.zeros(V)}, X, Y, h0)
+    _compare(
+        "loss",
+        np.asarray(got_loss),
+        np.asarray(want_loss),
+        causes=[
+            (np.asarray(zeros_h0_loss), "h0 is not used: pass the argument h0 to rnn_forward."),
+            (np.asarray(no_b_q_loss), "b_q is missing: the scores are states @ W_hq + b_q."),
+        ],
+        hint="Do check_rnn_forward and check_temporal_softmax_loss pass? Then look at the "
+        "scores, states @ W_hq + b_q, of shape (N, T, V).",
+    )
     if not isinstance(grads, dict):
         raise _fail(
             f"grads is a {_describe(grads)}, expected a dict {{name: gradient}} like params."

@@ -133,7 +133,8 @@ def plot_rnn_dynamics(
     """Plot ``h_t`` of :func:`rnn_dynamics` over time; returns the ``Axes``.
 
     Try ``|w_hh| < 1`` (the memory of a pulse decays), ``w_hh > 1`` (the state
-    saturates near +-1 and stays there), ``w_hh < 0`` (the sign flips every step),
+    settles at a fixed point ``h* = tanh(w_hh h*) != 0`` and stays there: about 0.86
+    for ``w_hh = 1.5``), ``w_hh < 0`` (the sign flips every step),
     and ``hidden_size=2`` with a rotation (the state spirals: damped oscillation).
     """
     H = rnn_dynamics(
