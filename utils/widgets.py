@@ -9,6 +9,8 @@ widget only wraps that function with sliders::
 
 Chapter 1: :func:`rnn_dynamics` / :func:`plot_rnn_dynamics` (a 1- or 2-unit RNN
 driven by a pulse or a constant input) and the generic :func:`interactive`.
+Chapter 2: :func:`bptt_grad_norms` / :func:`plot_bptt_grad_norms` (the gradient
+through time of an RNN whose ``W_hh`` has a chosen spectral radius).
 """
 
 from __future__ import annotations
