@@ -139,6 +139,9 @@ def test_plots_return_axes_and_reject_bad_shapes():
     assert len(ax.get_lines()) == 2
     ax = plot.plot_grad_norms({"RNN": np.logspace(0, -5, 20), "LSTM": np.ones(20)})
     assert ax.get_yscale() == "log" and len(ax.get_lines()) == 2
+    assert ax.get_lines()[0].get_xdata()[0] == 0
+    ax = plot.plot_grad_norms(np.ones(5), start=1)
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5]
     ax = plot.plot_hidden_states(torch.zeros(6, 3), tokens=list("abcabc"))
     assert len(ax.get_xticklabels()) == 6
     matplotlib.pyplot.close("all")

@@ -158,7 +158,7 @@ def hidden_grad_norms(
     """``||dL/dh_t||`` for ``t = 1..T``, the norm taken over the batch and hidden units.
 
     Same arguments as :func:`hidden_grads`. Returns a ``(T,)`` tensor (dtype of ``X``);
-    index ``t - 1`` holds step ``t``. Plot it with ``utils.plot.plot_grad_norms``.
+    index ``t - 1`` holds step ``t``. Plot it with ``utils.plot.plot_grad_norms(..., start=1)``.
     """
     G = hidden_grads(model, X, loss_fn=loss_fn, h0=h0, state=state)  # (N, T, H)
     return G.transpose(0, 1).reshape(G.shape[1], -1).norm(dim=1)

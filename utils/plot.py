@@ -92,13 +92,18 @@ def plot_grad_norms(
     title: str = "Gradient norm with respect to $h_t$",
     xlabel: str = "time step $t$",
     logy: bool = True,
+    start: int = 0,
 ):
-    """Plot ``||dL/dh_t||`` over ``t`` (one curve, or several by name) on a log scale."""
+    """Plot ``||dL/dh_t||`` over ``t`` (one curve, or several by name) on a log scale.
+
+    ``norms[k]`` is drawn at ``t = start + k``: use ``start=1`` for norms of
+    ``h_1 .. h_T`` (as ``utils.gradients.hidden_grad_norms`` returns them).
+    """
     ax = _axes(ax)
     curves = norms if isinstance(norms, Mapping) else {"": norms}
     for name, values in curves.items():
         v = np.asarray(to_numpy(values), dtype=float)
-        ax.plot(np.arange(v.size), v, marker=".", label=name or None)
+        ax.plot(np.arange(start, start + v.size), v, marker=".", label=name or None)
     if logy:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=r"$\|\partial L / \partial h_t\|$")
