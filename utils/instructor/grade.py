@@ -352,6 +352,14 @@ class Result:
     seconds: float = 0.0
     review: str = ""
 
+    @classmethod
+    def no_points(cls, student: str, lab, status: str, notes=(), review: str = "") -> Result:
+        """A result with zero points on every test of ``lab`` (missing, unreadable, ...)."""
+        scores = dict.fromkeys(lab.grade_ids, 0.0)
+        return cls(
+            student, lab.name, status, scores, lab.max_total, notes=list(notes), review=review
+        )
+
     @property
     def total(self) -> float:
         return sum(self.scores.values())
@@ -545,14 +553,8 @@ def _run_job(job: _Job, limits: Limits, session: Path, n: int, deny: list[Path])
         _kill_tree(proc.pid)
         log, _ = proc.communicate()
         result = None
-    base = Result(
-        job.student,
-        job.lab.name,
-        ERROR,
-        dict.fromkeys(job.lab.grade_ids, 0.0),
-        job.lab.max_total,
-        notes=list(job.graded.notes),
-        review=job.graded.review,
+    base = Result.no_points(
+        job.student, job.lab, ERROR, notes=job.graded.notes, review=job.graded.review
     )
     base.seconds = time.monotonic() - start
     if not result_path.exists():
@@ -672,9 +674,8 @@ def grade(
     for student in students:
         for lab in lab_list:
             path = submissions / student / lab.name
-            zero = dict.fromkeys(lab.grade_ids, 0.0)
             if not path.is_file():
-                results.append(Result(student, lab.name, MISSING, zero, lab.max_total))
+                results.append(Result.no_points(student, lab, MISSING))
                 continue
             try:
                 data = path.read_bytes()
@@ -682,22 +683,15 @@ def grade(
                 data, why = None, f"the file could not be read ({e.strerror})"
             nb, why = read_submission(data) if data is not None else (None, why)
             if nb is None:
-                results.append(
-                    Result(student, lab.name, UNREADABLE, zero, lab.max_total, notes=[why])
-                )
+                results.append(Result.no_points(student, lab, UNREADABLE, notes=[why]))
                 continue
             token = TOKEN_PREFIX + secrets.token_hex(16)
             try:
                 graded = build_graded(lab, nb, token)
             except Exception as e:  # noqa: BLE001
                 results.append(
-                    Result(
-                        student,
-                        lab.name,
-                        ERROR,
-                        zero,
-                        lab.max_total,
-                        notes=[f"building the graded notebook failed: {e}"],
+                    Result.no_points(
+                        student, lab, ERROR, notes=[f"building the graded notebook failed: {e}"]
                     )
                 )
                 continue
@@ -707,7 +701,7 @@ def grade(
                     "the lab, no exercise function by name): is it another notebook renamed? "
                     "It was not run."
                 )
-                results.append(Result(student, lab.name, OTHER, zero, lab.max_total, notes=[why]))
+                results.append(Result.no_points(student, lab, OTHER, notes=[why]))
                 continue
             jobs_todo.append(_Job(student, lab, graded, token))
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -726,13 +720,8 @@ def grade(
                 try:
                     r = fut.result()
                 except Exception as e:  # noqa: BLE001
-                    r = Result(
-                        job.student,
-                        job.lab.name,
-                        ERROR,
-                        dict.fromkeys(job.lab.grade_ids, 0.0),
-                        job.lab.max_total,
-                        notes=[f"{type(e).__name__}: {e}"],
+                    r = Result.no_points(
+                        job.student, job.lab, ERROR, notes=[f"{type(e).__name__}: {e}"]
                     )
                 results.append(r)
                 log(
