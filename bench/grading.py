@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils.config import ROOT
+from utils.env import ROOT
 from utils.instructor import grade, labgen
 
 LAB = "lab01_rnn_from_scratch.ipynb"

@@ -1,6 +1,7 @@
 """Seeds, device choice, FAST mode and paths, in one place.
 
-Every notebook starts with::
+Environment flags are read by :mod:`utils.env`; this module adds what needs
+NumPy and torch. Every notebook starts with::
 
     from utils.config import setup
     device = setup(seed=0)
@@ -19,18 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The workbook's top folder (the one holding README.md)."""
+from utils import env
+from utils.env import ROOT
 
+FAST: bool = env.fast()
+"""True when ``WORKBOOK_FAST`` is set: CI-sized data and epochs (see :mod:`utils.env`)."""
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-FAST: bool = _flag("WORKBOOK_FAST")
-"""True when ``WORKBOOK_FAST`` is set: CI-sized data and epochs."""
-
-DATA_DIR = Path(os.environ.get("WORKBOOK_DATA", ROOT / "data")).expanduser()
+DATA_DIR: Path = env.data_dir()
 """Where datasets are cached (``$WORKBOOK_DATA`` or ``data/``)."""
 
 CHECKPOINT_DIR = ROOT / "checkpoints"
@@ -59,7 +55,7 @@ def get_device(prefer: str | None = None) -> torch.device:
     ``prefer`` (or the ``WORKBOOK_DEVICE`` environment variable) forces one,
     e.g. ``"cpu"`` to compare timings. Nothing in the workbook requires a GPU.
     """
-    choice = (prefer or os.environ.get("WORKBOOK_DEVICE", "")).strip().lower()
+    choice = (prefer or env.text("WORKBOOK_DEVICE") or "").strip().lower()
     if choice:
         if choice.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available")

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories import ROOT, free_port
+
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE / "screenshots"
 
@@ -71,12 +71,6 @@ WIDGET_FAILED = ("Error displaying widget", "Loading widget...", "Could not rend
 
 
 # --- the server ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def copy_tree(dest: Path) -> Path:

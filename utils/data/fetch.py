@@ -27,7 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from utils.config import ROOT
+from utils import env
 from utils.data import upstream as net
 from utils.data.errors import (
     DataError,
@@ -45,12 +45,12 @@ LOCK_TIMEOUT = 1800  # seconds to wait for another process that is fetching the 
 
 def cache_dir() -> Path:
     """The cache folder: ``$WORKBOOK_DATA`` when set, else ``data/`` in the workbook."""
-    return Path(os.environ.get("WORKBOOK_DATA") or ROOT / "data").expanduser()
+    return env.data_dir()
 
 
 def mirror_location() -> str | None:
     """``$WORKBOOK_MIRROR`` (a folder or URL), or None when unset."""
-    return os.environ.get("WORKBOOK_MIRROR", "").strip() or None
+    return env.mirror()
 
 
 def package_file(spec: FileSpec) -> Path:

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from utils import env
 from utils.data.errors import OfflineError, SourceError
 from utils.data.registry import Upstream
 
@@ -37,7 +38,7 @@ def net_timeout() -> float:
 def check_online(url: str, honour_offline_variables: bool = True) -> None:
     """Raise :class:`OfflineError` quickly unless the host of ``url`` accepts a connection."""
     for name in OFFLINE_VARIABLES if honour_offline_variables else ():
-        if os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}:
+        if env.flag(name):
             raise OfflineError(f"{name}={os.environ[name]} is set, so no download was tried")
     parts = urlparse(url)
     if parts.scheme == "file":

@@ -80,9 +80,9 @@ def _grade(args) -> int:
 
 
 def _env_fast() -> bool:
-    import os
+    from utils import env
 
-    return os.environ.get("WORKBOOK_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env.fast()
 
 
 def _release(args) -> int:

@@ -54,7 +54,8 @@ from pathlib import Path
 
 import nbformat
 
-from utils.config import DATA_DIR, ROOT
+from utils import env
+from utils.env import ROOT
 from utils.instructor import labgen, sandbox
 from utils.instructor.sandbox import Limits
 
@@ -311,12 +312,13 @@ def review_flags(sources: list[str]) -> str:
 
 
 def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
-    allow_read = [ROOT / "utils", DATA_DIR, Path(sys.prefix), Path(sys.base_prefix)]
+    data = env.data_dir()
+    allow_read = [ROOT / "utils", data, Path(sys.prefix), Path(sys.base_prefix)]
     sandbox = {
         "memory_mb": limits.memory_mb,
         "root": str(ROOT),
         "allow_read": [str(p) for p in allow_read],
-        "allow_write": [str(DATA_DIR)],
+        "allow_write": [str(data)],
         "deny": [str(p) for p in deny],
         "home": str(home),
     }
@@ -655,7 +657,7 @@ def grade(
 ) -> list[Result]:
     """Grade every ``submissions/<student>/<lab>.ipynb``; write the gradebook and feedback."""
     submissions, out, solutions_dir = Path(submissions), Path(out), Path(solutions_dir)
-    limits = limits or Limits(fast=os.environ.get("WORKBOOK_FAST", "") in ("1", "true", "yes"))
+    limits = limits or Limits(fast=env.fast())
     students, lab_paths, ignored = discover(submissions, solutions_dir, labs, out)
     for name in ignored:
         log(f"ignored {name}")

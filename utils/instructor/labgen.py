@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils.config import ROOT
+from utils.env import ROOT
 
 BEGIN_SOLUTION = "# BEGIN SOLUTION"
 END_SOLUTION = "# END SOLUTION"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils.config import ROOT
+from utils.env import ROOT
 from utils.instructor import labgen
 
 MARKER = ".workbook-release"

@@ -6,39 +6,15 @@ import json
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
+from tests.factories import SOLUTION_META, grade_cell, solution_cell, write_notebook
 from utils.instructor import labgen
 from utils.instructor.labgen import LabSourceError
 
-SOLUTION_META = {"solution": True, "grade": False, "locked": False, "schema_version": 3}
-GRADE_META = {"solution": False, "grade": True, "locked": True, "schema_version": 3}
-
-
-def solution_cell(source, grade_id="extra"):
-    cell = new_code_cell(source)
-    cell.metadata["nbgrader"] = {**SOLUTION_META, "grade_id": grade_id}
-    return cell
-
-
-def grade_cell(source, grade_id="test_extra", points=2):
-    cell = new_code_cell(source)
-    cell.metadata["nbgrader"] = {**GRADE_META, "grade_id": grade_id, "points": points}
-    return cell
-
 
 def make_solution(tmp_path, cells, name="lab00_toy.ipynb"):
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    folder = tmp_path / "solutions"
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(tmp_path / "solutions" / name, cells)
 
 
 def toy_cells():

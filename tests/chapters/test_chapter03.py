@@ -1,7 +1,7 @@
 """Chapter 3 (LSTM): the from-scratch cell equals nn.LSTM, and the checks can fail.
 
 The definitions come from the notebook's cells tagged ``defs``
-(``tests.nbtools.notebook_namespace``), so these tests check the code the chapter shows.
+(``tests.factories.notebook_namespace``), so these tests check the code the chapter shows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.nbtools import notebook_namespace
+from tests.factories import notebook_namespace
 from utils.checks import CheckError, check_close
 
 NB = "notebooks/03_lstm.ipynb"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from tests.nbtools import notebook_namespace
+from tests.factories import notebook_namespace
 from utils.timing import best_of, measure
 
 NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"

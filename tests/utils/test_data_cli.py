@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data_helpers import sha
+from tests.utils.data_helpers import sha
 from utils.data.__main__ import main
 from utils.data.registry import REGISTRY
 

@@ -20,7 +20,6 @@ PyTorch stores ``weight_ih`` as ``(H, D)``, so ``cell.weight_ih = W_xh.T``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -28,15 +27,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.checks import (
-    CheckError,
-    check_finite,
-    check_shape,
-    check_type,
-    passed,
-    rel_error,
-    run_safely,
-)
+from utils.checks.core import CheckError, passed
+from utils.checks.engine import call as _call
+from utils.checks.engine import compare, fail, unpack
+from utils.checks.engine import describe as _describe
+from utils.checks.references import rnn_from_weights
+
+__all__ = [
+    "CheckError",
+    "check_clip_grad_norm",
+    "check_loss_and_grads",
+    "check_rnn_backward",
+    "check_rnn_forward",
+    "check_rnn_step_backward",
+    "check_rnn_step_forward",
+    "check_temporal_softmax_loss",
+]
 
 THRESHOLD = 1e-7
 """Largest relative error accepted (float64 everywhere)."""
@@ -44,152 +50,13 @@ THRESHOLD = 1e-7
 STEP_CACHE = ("x_t", "h_prev", "h_t", "W_xh", "W_hh")
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _fail(message: str, hint: str | None = None) -> CheckError:
-    return CheckError(f"[FAIL] {message}" + (f" {hint}" if hint else ""))
+_fail = fail
+_unpack = unpack
 
 
-def _describe(x) -> str:
-    if hasattr(x, "shape"):
-        return f"{type(x).__name__} {tuple(x.shape)}"
-    return type(x).__name__
-
-
-def _stub_name(error: BaseException, fn: Callable) -> str | None:
-    """The name of the function that raised ``error``, when it is not ``fn`` itself."""
-    tb = error.__traceback__
-    if tb is None:
-        return None
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    code = tb.tb_frame.f_code
-    if code is getattr(fn, "__code__", None) or code.co_name.startswith("<"):
-        return None
-    return code.co_name
-
-
-def _call(fn: Callable, label: str, *args):
-    """Call the student's ``fn`` on copies of ``args``; name it when it fails.
-
-    ``NotImplementedError`` passes through (the starter lab relies on it); any
-    other exception becomes a :class:`CheckError` that says what went in. The
-    inputs must come back unchanged.
-    """
-    if not callable(fn):
-        raise _fail(f"expected the function {label}, got a {type(fn).__name__}.")
-    copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    try:
-        out = run_safely(fn, *copies, name=label)
-    except NotImplementedError as e:
-        stub = _stub_name(e.__cause__ or e, fn)
-        if stub is None:
-            raise
-        raise NotImplementedError(
-            f"{label} calls {stub}, which is not implemented yet: finish {stub} and run its "
-            f"cell, then run this check again."
-        ) from e
-    except NameError as e:
-        raise _fail(
-            f"{label} raised NameError: {e}",
-            "It uses a name that is not defined where it runs. If it is a helper function "
-            "of yours, run its cell first (and, for rnn_scratch.py, add it to the list of "
-            "exported functions); if it is a module or a constant, import or define it in a "
-            "cell above (and, for rnn_scratch.py, in the export's header).",
-        ) from e
-    except Exception as e:
-        inputs = ", ".join(_describe(a) for a in args)
-        raise _fail(
-            f"{label} raised {type(e).__name__}: {e}",
-            f"It was called with ({inputs}). Compare the shapes in its docstring with yours.",
-        ) from e
-    try:
-        arg_names = list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        arg_names = []
-    for i, (a, c) in enumerate(zip(args, copies)):
-        if isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True):
-            which = f" ({arg_names[i]})" if i < len(arg_names) else ""
-            raise _fail(
-                f"{label} changed its argument number {i + 1}{which} in place.",
-                "Compute new arrays (a = a * b, not a *= b; copy before writing into a slice) "
-                "so the caller's data stays intact.",
-            )
-    return out
-
-
-def _unpack(out, label: str, names: tuple[str, ...]):
-    """Check that ``out`` is a tuple of ``len(names)`` items."""
-    want = f"({', '.join(names)})"
-    if out is None:
-        raise _fail(f"{label} returned None, expected {want}.", "Did it forget to `return`?")
-    if not isinstance(out, tuple | list):
-        raise _fail(f"{label} returned a {_describe(out)}, expected the tuple {want}.")
-    if len(out) != len(names):
-        raise _fail(f"{label} returned {len(out)} values, expected {len(names)}: {want}.")
-    return out
-
-
-def _array(name: str, x) -> np.ndarray:
-    check_type(name, x)
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
-
-
-def _compare(
-    name: str,
-    got,
-    want: np.ndarray,
-    *,
-    causes: list[tuple[np.ndarray, str]] = (),
-    shape_hint: str | None = None,
-    hint: str | None = None,
-    threshold: float = THRESHOLD,
-) -> float:
-    """Compare ``got`` with the reference ``want``; on failure, look for a known cause.
-
-    ``causes`` pairs a wrong answer (from a changed autograd run) with its
-    explanation; ``hint`` is said when no known cause matches.
-    """
-    got = _array(name, got)
-    check_shape(name, got, want.shape, hint=shape_hint)
-    check_finite(name, got)
-    if got.dtype in (np.float32, np.float16):
-        raise _fail(
-            f"{name} has dtype {got.dtype}, expected float64.",
-            f"It is {got.dtype}: keep float64 (the inputs are float64; do not cast them).",
-        )
-    err = rel_error(got, want)
-    if err < threshold:
-        return err
-    head = (
-        f"{name} differs from the reference: relative error {err:.1e}, threshold {threshold:.0e}."
-    )
-    for variant, cause in causes:
-        if variant.shape == got.shape and rel_error(got, variant) < 1e-5:
-            raise _fail(head, cause)
-    if np.allclose(got, 0) and not np.allclose(want, 0):
-        raise _fail(
-            head, "It is all zeros: is it computed (and accumulated) before it is returned?"
-        )
-    if np.allclose(got, -want, rtol=1e-6, atol=1e-12):
-        raise _fail(head, "It has the wrong sign.")
-    if want.ndim == 2 and want.shape[0] == want.shape[1] and rel_error(got, want.T) < 1e-6:
-        raise _fail(
-            head, "It equals the transpose of the reference: check the order of the matmul."
-        )
-    denom = float(np.sum(want * want))
-    if denom > 0 and want.size > 1:  # any wrong scalar is "the reference times c"
-        c = float(np.sum(got * want)) / denom
-        if abs(c - 1) > 1e-3 and rel_error(got, c * want) < 1e-6:
-            raise _fail(head, f"It is the reference times {c:.4g}: a missing or extra factor?")
-    if want.size == 1:
-        where = f" Got {got.item():.10g}, expected {want.item():.10g}."
-    else:
-        idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), want.shape))
-        where = f" The largest difference is at index {idx}: got {got[idx]:.6g}, expected {want[idx]:.6g}."
-    raise _fail(head + where, hint)
+def _compare(name, got, want, *, threshold: float = THRESHOLD, **kwargs) -> float:
+    """:func:`utils.checks.engine.compare` with this lab's threshold and float64 rule."""
+    return compare(name, got, want, threshold=threshold, **kwargs)
 
 
 def _t(a) -> torch.Tensor:
@@ -212,26 +79,12 @@ def _random_rnn(N: int, T: int, D: int, H: int, seed: int, scale: float = 0.5):
 
 def _cell(W_xh, W_hh, b_h) -> nn.RNNCell:
     """An ``nn.RNNCell`` (float64) holding the lab's weights."""
-    D, H = W_xh.shape
-    cell = nn.RNNCell(D, H, nonlinearity="tanh").double()
-    with torch.no_grad():
-        cell.weight_ih.copy_(_t(W_xh).T)
-        cell.weight_hh.copy_(_t(W_hh).T)
-        cell.bias_ih.copy_(_t(b_h))
-        cell.bias_hh.zero_()
-    return cell
+    return rnn_from_weights(W_xh, W_hh, b_h, cell=True)
 
 
 def _rnn(W_xh, W_hh, b_h) -> nn.RNN:
     """A one-layer, batch-first ``nn.RNN`` (float64) holding the lab's weights."""
-    D, H = W_xh.shape
-    rnn = nn.RNN(D, H, nonlinearity="tanh", batch_first=True).double()
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(_t(W_xh).T)
-        rnn.weight_hh_l0.copy_(_t(W_hh).T)
-        rnn.bias_ih_l0.copy_(_t(b_h))
-        rnn.bias_hh_l0.zero_()
-    return rnn
+    return rnn_from_weights(W_xh, W_hh, b_h)
 
 
 def _rnn_autograd(X, h0, W_xh, W_hh, b_h, dstates) -> dict[str, np.ndarray]:

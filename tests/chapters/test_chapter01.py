@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.nbtools import notebook_namespace
+from tests.factories import notebook_namespace
 from utils.widgets import RNN_INPUTS, interactive, plot_rnn_dynamics, rnn_dynamics
 
 NOTEBOOK = "notebooks/01_sequences_and_rnns.ipynb"
@@ -143,7 +143,7 @@ def test_scratch_rnn_rejects_bad_input(ch1, shape):
         model(torch.zeros(shape))
 
 
-# --- utils/widgets.py: the plain function behind the slider -----------------------------
+# --- utils/widgets/ch01.py: the plain function behind the slider -----------------------------
 
 
 def _nn_rnn_reference(W_xh, W_hh, x):

@@ -7,6 +7,7 @@ import copy
 import nbformat
 import pytest
 
+from tests.factories import nbgrader_cell
 from utils.instructor import labgen
 from utils.instructor.nbgrader_schema import cell_problems, notebook_problems
 
@@ -28,10 +29,7 @@ def test_solution_metadata_with_nbgrader_itself(path):
     nbgraderformat.MetadataValidator().validate_nb(nb)
 
 
-def _cell(kind="code", **meta):
-    base = {"schema_version": 3, "grade": False, "locked": False, "solution": False}
-    make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
-    return make("x = 1", metadata={"nbgrader": {**base, **meta}})
+_cell = nbgrader_cell
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.nbtools import notebook_namespace
+from tests.factories import notebook_namespace
 
 NOTEBOOK = "notebooks/04_gru.ipynb"
 

@@ -453,15 +453,15 @@ def test_sandbox_policy(tmp_path):
         deny=[str(tmp_path)],
         home=str(home),
     )
-    policy.audit("open", (str(ROOT / "utils" / "checks.py"), "r", 0))
+    policy.audit("open", (str(ROOT / "utils" / "checks" / "core.py"), "r", 0))
     policy.audit("open", (str(home / "rnn_scratch.py"), "w", 0))
     policy.audit("open", ("/etc/hostname", "r", 0))
     policy.audit("socket.connect", (None, ("127.0.0.1", 8888)))
     denied = [
         ("open", (str(ROOT / "solutions" / LAB1), "r", 0)),
         ("open", (str(ROOT / ".git" / "HEAD"), "rb", 0)),
-        ("open", (str(ROOT / "utils" / "checks.py"), "w", 0)),
-        ("open", (str(ROOT / "utils" / "checks.py"), None, os.O_WRONLY)),
+        ("open", (str(ROOT / "utils" / "checks" / "core.py"), "w", 0)),
+        ("open", (str(ROOT / "utils" / "checks" / "core.py"), None, os.O_WRONLY)),
         ("open", (str(tmp_path / "other_student" / "x.ipynb"), "r", 0)),
         ("os.listdir", (str(ROOT / "solutions"),)),
         ("os.symlink", (str(ROOT / "solutions"), str(home / "s"))),

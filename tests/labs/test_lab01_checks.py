@@ -14,8 +14,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from tests.nbtools import ROOT
-from utils import lab01_checks as lc
+from tests.factories import ROOT
+from utils.checks import lab01 as lc
 from utils.checks import CheckError
 from utils.instructor import labgen
 

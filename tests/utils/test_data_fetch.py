@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.data_helpers import (
+from tests.utils.data_helpers import (
     closed_port,
     http_server,
     pairs_spec,

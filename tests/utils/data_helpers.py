@@ -6,13 +6,13 @@ import contextlib
 import functools
 import hashlib
 import http.server
-import socket
 import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.factories import free_port
 from utils.data.registry import FileSpec, Upstream
 
 
@@ -52,9 +52,7 @@ def pairs_spec(mirror: Path, lines: int = 200, upstream: Upstream | None = None)
 
 def closed_port() -> int:
     """A local port with nothing listening on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.nbtools import notebook_namespace
+from tests.factories import notebook_namespace
 from utils.checks import CheckError, check_close, numerical_gradient, rel_error
 from utils.gradients import hidden_grad_norms, hidden_grads, last_step_loss
 from utils.widgets import bptt_grad_norms, interactive, plot_bptt_grad_norms

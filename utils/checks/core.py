@@ -1,4 +1,4 @@
-"""Self-checks that explain what went wrong.
+"""The generic checks: shape, dtype, finiteness, closeness, gradients.
 
 Every check either prints one ``[PASS] ...`` line or raises :class:`CheckError`
 whose message says what was expected, what came, and the likely cause, e.g.::
@@ -22,7 +22,8 @@ class CheckError(AssertionError):
     """A self-check failed; the message says why."""
 
 
-def _fail(message: str, hint: str | None = None) -> CheckError:
+def fail(message: str, hint: str | None = None) -> CheckError:
+    """A :class:`CheckError` reading ``[FAIL] message hint`` (raise it)."""
     return CheckError(f"[FAIL] {message}" + (f" {hint}" if hint else ""))
 
 
@@ -48,7 +49,7 @@ def check_type(name: str, x, expected=(np.ndarray, torch.Tensor)) -> None:
         kinds = expected if isinstance(expected, tuple) else (expected,)
         want = " or ".join(k.__name__ for k in kinds)
         hint = "Did the function forget to `return` it?" if x is None else None
-        raise _fail(f"{name} is a {type(x).__name__}, expected a {want}.", hint)
+        raise fail(f"{name} is a {type(x).__name__}, expected a {want}.", hint)
 
 
 def check_shape(name: str, x, expected: Sequence[int], hint: str | None = None) -> None:
@@ -58,7 +59,7 @@ def check_shape(name: str, x, expected: Sequence[int], hint: str | None = None) 
     if got != want:
         if hint is None and sorted(got) == sorted(want) and len(got) > 1:
             hint = "The sizes are right but in the wrong order: is something transposed?"
-        raise _fail(f"{name} has shape {got}, expected {want}.", hint)
+        raise fail(f"{name} has shape {got}, expected {want}.", hint)
 
 
 def check_dtype(name: str, x, expected) -> None:
@@ -66,7 +67,7 @@ def check_dtype(name: str, x, expected) -> None:
     check_type(name, x)
     if x.dtype != expected:
         want = np.dtype(expected) if isinstance(x, np.ndarray) else expected
-        raise _fail(f"{name} has dtype {x.dtype}, expected {want}.")
+        raise fail(f"{name} has dtype {x.dtype}, expected {want}.")
 
 
 def check_finite(name: str, x) -> None:
@@ -77,7 +78,7 @@ def check_finite(name: str, x) -> None:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         kind = "NaN" if np.isnan(a).any() else "inf"
-        raise _fail(
+        raise fail(
             f"{name} contains {int(bad.sum())} non-finite value(s) ({kind}), first at index {first}.",
             "Look for a division by zero, log of 0, or a learning rate that diverged.",
         )
@@ -116,7 +117,7 @@ def check_close(
     if (diff > tol).any():
         idx = tuple(int(i) for i in np.unravel_index(np.argmax(diff - tol), diff.shape))
         at = f" at index {idx}" if idx else ""
-        raise _fail(
+        raise fail(
             f"{name} differs from the reference: max |difference| {diff.max():.3g}{at} "
             f"(got {got[idx]:.6g}, expected {want[idx]:.6g}; tolerance {atol:g} + {rtol:g}*|expected|).",
             hint,
@@ -170,7 +171,7 @@ def check_gradient(
                 hint = "It has the wrong sign."
             elif n.ndim == 2 and n.shape[0] == n.shape[1] and np.allclose(a, n.T, rtol=1e-4):
                 hint = "It equals the transpose of the reference: check the order of the matmul."
-        raise _fail(
+        raise fail(
             f"{name}: relative error {err:.1e} is not below threshold {threshold:.0e}.", hint
         )
     passed(f"{name}: relative error {err:.1e} < threshold {threshold:.0e}")
@@ -182,15 +183,15 @@ def check_scalar(name: str, value, *, low: float | None = None, high: float | No
     try:
         v = float(to_numpy(value))
     except (TypeError, ValueError):
-        raise _fail(
+        raise fail(
             f"{name} should be a single number, got {type(value).__name__} {_shape(value)}."
         ) from None
     if not np.isfinite(v):
-        raise _fail(f"{name} is {v}, expected a finite number.")
+        raise fail(f"{name} is {v}, expected a finite number.")
     if low is not None and v < low:
-        raise _fail(f"{name} is {v:.4g}, expected at least {low:g}.")
+        raise fail(f"{name} is {v:.4g}, expected at least {low:g}.")
     if high is not None and v > high:
-        raise _fail(f"{name} is {v:.4g}, expected at most {high:g}.")
+        raise fail(f"{name} is {v:.4g}, expected at most {high:g}.")
     return v
 
 
