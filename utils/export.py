@@ -1,12 +1,18 @@
 """Write functions from a notebook into an importable module.
 
 A lab ends with its functions in a plain ``.py`` file, so they can be imported
-and reused outside the notebook::
+and reused outside the notebook, by later labs too::
 
-    from utils.export import export_functions, load_module
+    from utils.export import export_functions, load_export
 
-    export_functions("rnn_scratch.py", [rnn_step_forward, rnn_forward], header="import numpy as np")
-    rnn_scratch = load_module("rnn_scratch.py")      # import it back to verify it
+    export_functions("rnn_scratch", [rnn_step_forward, rnn_forward], header="import numpy as np")
+    rnn_scratch = load_export("rnn_scratch")          # import it back (any later lab can)
+
+A bare module name is written to the one exports folder, ``exports/`` in the
+workbook (or ``$WORKBOOK_EXPORTS``, see :mod:`utils.env`; the grader points it at
+each student's own exports), so a notebook in ``labs/`` and a graded copy of it
+write to, and read from, the same place. A path (``"out/rnn_scratch.py"``) is
+used as given.
 
 The source of each function is read with :func:`inspect.getsource`, so the file
 holds exactly what the notebook defined. A function that is still a stub
@@ -23,6 +29,8 @@ import textwrap
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from utils import env
 
 
 class ExportError(ValueError):
@@ -82,6 +90,17 @@ def function_source(fn: Callable) -> str:
     return source
 
 
+def export_path(name: str | Path) -> Path:
+    """Where the export ``name`` lives: ``exports/<name>.py`` for a bare module name
+    (``"rnn_scratch"``), else ``name`` itself as a path."""
+    text = str(name)
+    if text.isidentifier():
+        return env.exports_dir() / f"{text}.py"
+    if text.endswith(".py") and text[:-3].isidentifier() and Path(text).name == text:
+        return env.exports_dir() / text
+    return Path(name)
+
+
 def export_functions(
     path: str | Path,
     functions: Sequence[Callable],
@@ -89,7 +108,10 @@ def export_functions(
     header: str = "",
     docstring: str | None = None,
 ) -> Path:
-    """Write ``functions`` (in order) into the module file ``path``; return its path.
+    """Write ``functions`` (in order) into the module ``path``; return the file's path.
+
+    ``path``: a module name (``"rnn_scratch"``, written to the exports folder) or a
+    file path.
 
     ``header`` goes after the module docstring (the imports the functions need,
     e.g. ``"import numpy as np"``). The file is only written when every function
@@ -107,7 +129,8 @@ def export_functions(
     if dupes:
         raise ExportError(f"each function may be exported once; repeated: {', '.join(dupes)}")
     blocks = [function_source(fn).rstrip() for fn in functions]
-    path = Path(path)
+    path = export_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     doc = docstring or f"Functions exported from a notebook: {', '.join(names)}."
     parts = ['"""' + doc.replace('"""', "'''") + '"""']
     if header.strip():
@@ -115,8 +138,27 @@ def export_functions(
     text = "\n\n\n".join(parts + blocks) + "\n"
     compile(text, str(path), "exec")  # fails here, not at import time, if something is off
     path.write_text(text, encoding="utf-8")
-    print(f"wrote {path.name}: {', '.join(names)}")
+    try:
+        where = path.resolve().relative_to(env.ROOT)
+    except ValueError:
+        where = path
+    print(f"wrote {where}: {', '.join(names)}")
     return path
+
+
+def load_export(name: str) -> types.ModuleType:
+    """Import the module a lab exported under ``name`` (e.g. ``"rnn_scratch"``).
+
+    Later labs use this to build on your earlier functions; the error says which
+    lab's export cell to run when the file is not there yet.
+    """
+    path = export_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no exported module {name!r} at {path}: run the export cell of the lab that "
+            f"writes it (for rnn_scratch: Lab 1, Part 7) first"
+        )
+    return load_module(path, Path(path).stem)
 
 
 def load_module(path: str | Path, name: str | None = None) -> types.ModuleType:

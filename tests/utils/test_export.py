@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from utils.export import ExportError, export_functions, function_source, load_module
+from tests.factories import ROOT
+from utils.export import (
+    ExportError,
+    export_functions,
+    export_path,
+    function_source,
+    load_export,
+    load_module,
+)
 
 
 def scale_rows(X, w):
@@ -55,7 +64,7 @@ def test_docstring_and_message(tmp_path, capsys):
         tmp_path / "mod_b.py", [scale_rows], header="import numpy as np", docstring="My RNN."
     )
     assert path.read_text().startswith('"""My RNN."""')
-    assert capsys.readouterr().out.strip() == "wrote mod_b.py: scale_rows"
+    assert capsys.readouterr().out.strip() == f"wrote {path}: scale_rows"
 
 
 def test_a_stub_is_refused_by_name_and_nothing_is_written(tmp_path):
@@ -125,3 +134,23 @@ def test_load_module_errors(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         load_module(bad)
     assert "mod_j" not in sys.modules
+
+
+def test_a_module_name_goes_to_the_one_exports_folder(tmp_path, monkeypatch, capsys):
+    """Labs export by name into $WORKBOOK_EXPORTS (default exports/); later labs load by name."""
+    monkeypatch.setenv("WORKBOOK_EXPORTS", str(tmp_path / "ex"))
+    path = export_functions("mod_c", [scale_rows], header="import numpy as np")
+    assert path == tmp_path / "ex" / "mod_c.py" and path.is_file()
+    assert export_path("mod_c.py") == path
+    assert export_path("sub/mod_c.py") == Path("sub/mod_c.py")
+    module = load_export("mod_c")
+    assert module.scale_rows(np.ones((2, 2)), 3.0).sum() == 12.0
+    with pytest.raises(FileNotFoundError, match="run the export cell"):
+        load_export("not_exported_yet")
+
+
+def test_the_default_exports_folder_is_in_the_workbook(monkeypatch):
+    monkeypatch.delenv("WORKBOOK_EXPORTS", raising=False)
+    assert export_path("rnn_scratch") == ROOT / "exports" / "rnn_scratch.py"
+    monkeypatch.setenv("WORKBOOK_EXPORTS", "")
+    assert export_path("rnn_scratch") == ROOT / "exports" / "rnn_scratch.py"
