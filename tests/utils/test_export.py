@@ -144,7 +144,7 @@ def test_a_module_name_goes_to_the_one_exports_folder(tmp_path, monkeypatch, cap
     assert export_path("mod_c.py") == path
     assert export_path("sub/mod_c.py") == Path("sub/mod_c.py")
     module = load_export("mod_c")
-    assert module.scale_rows(np.ones((2, 2)), 3.0).sum() == 12.0
+    assert module.scale_rows(np.ones((2, 2)), np.array([1.0, 2.0])).sum() == 6.0
     with pytest.raises(FileNotFoundError, match="run the export cell"):
         load_export("not_exported_yet")
 
