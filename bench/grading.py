@@ -20,7 +20,8 @@ from pathlib import Path
 import nbformat
 
 from utils.env import ROOT
-from utils.instructor import grade, labgen
+from utils.instructor import grade
+from utils.instructor.notebook import is_exercise, without_markers
 
 LAB = "lab01_rnn_from_scratch.ipynb"
 
@@ -29,12 +30,9 @@ def complete_submission():
     """The Lab 1 starter with every exercise answered (solution fences removed)."""
     solution = nbformat.read(ROOT / "solutions" / LAB, as_version=4)
     nb = copy.deepcopy(nbformat.read(ROOT / "labs" / LAB, as_version=4))
-    fences = (labgen.BEGIN_SOLUTION, labgen.END_SOLUTION)
     for cell, sol in zip(nb.cells, solution.cells):
-        if labgen.nbgrader_meta(cell).get("solution"):
-            cell.source = "\n".join(
-                ln for ln in sol.source.splitlines() if ln.strip() not in fences
-            )
+        if is_exercise(cell):
+            cell.source = without_markers(sol.source)
     return nb
 
 

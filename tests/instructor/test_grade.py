@@ -21,8 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.config import ROOT
+from tests.factories import ROOT
 from utils.instructor import grade, labgen, sandbox
+from utils.instructor.notebook import nbgrader_meta, without_markers
 from utils.instructor.sandbox import Limits, Policy, _Watchdog
 
 LAB1 = "lab01_rnn_from_scratch.ipynb"
@@ -32,24 +33,21 @@ TEST_LIMITS = Limits(cell_timeout=25, total_timeout=300, memory_mb=2048, fast=Tr
 v4 = nbformat.v4
 
 
-def answer(source: str) -> str:
-    """A solution cell's code without its fences: what a student who solved it writes."""
-    fences = (labgen.BEGIN_SOLUTION, labgen.END_SOLUTION)
-    return "\n".join(ln for ln in source.splitlines() if ln.strip() not in fences)
+answer = without_markers  # a solution cell without its fences: what a student who solved it writes
 
 
 def filled(starter, solution, ids=None):
     """The starter with the exercises ``ids`` (default: all) answered."""
     nb = copy.deepcopy(starter)
     for cell, sol in zip(nb.cells, solution.cells):
-        gid = labgen.nbgrader_meta(cell).get("grade_id")
-        if labgen.nbgrader_meta(cell).get("solution") and (ids is None or gid in ids):
+        gid = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and (ids is None or gid in ids):
             cell.source = answer(sol.source)
     return nb
 
 
 def cell_of(nb, grade_id):
-    return next(c for c in nb.cells if labgen.nbgrader_meta(c).get("grade_id") == grade_id)
+    return next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id)
 
 
 def prepend(nb, grade_id, code):
@@ -181,7 +179,7 @@ def lab1_class(folder: Path) -> dict[str, Path]:
     add("memory_hog", prepend(correct, "rnn_forward", "_big = np.ones(2**31)  # 16 GiB"))
     add("kernel_crash", prepend(correct, "loss_and_grads", "import os\n\nos._exit(1)"))
     nb = copy.deepcopy(correct)
-    nb.cells = [c for c in nb.cells if not labgen.nbgrader_meta(c).get("grade")]
+    nb.cells = [c for c in nb.cells if not nbgrader_meta(c).get("grade")]
     add("tests_deleted", nb)
     nb = copy.deepcopy(correct)
     cell_of(
@@ -191,9 +189,7 @@ def lab1_class(folder: Path) -> dict[str, Path]:
     renamed = cell_of(nb, "test_rnn_forward")
     renamed.metadata["nbgrader"]["grade_id"] = "my_test"
     renamed.source = "pass"
-    nb.cells = [
-        c for c in nb.cells if labgen.nbgrader_meta(c).get("grade_id") != "test_loss_and_grads"
-    ]
+    nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") != "test_loss_and_grads"]
     add("tests_edited", nb)
     nb = copy.deepcopy(starter)
     nb.cells.insert(3, v4.new_code_cell(HIDE_ERRORS))

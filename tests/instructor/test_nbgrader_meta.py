@@ -10,6 +10,7 @@ import pytest
 from tests.factories import nbgrader_cell
 from utils.instructor import labgen
 from utils.instructor.nbgrader_schema import cell_problems, notebook_problems
+from utils.instructor.notebook import nbgrader_meta
 
 SOLUTIONS = labgen.solution_paths()
 
@@ -18,7 +19,7 @@ SOLUTIONS = labgen.solution_paths()
 def test_solution_metadata_is_valid_nbgrader_v3(path):
     nb = nbformat.read(path, as_version=4)
     assert notebook_problems(nb) == []
-    assert any(labgen.nbgrader_meta(c).get("grade") for c in nb.cells), "no grade cell"
+    assert any(nbgrader_meta(c).get("grade") for c in nb.cells), "no grade cell"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name for p in SOLUTIONS])

@@ -13,6 +13,7 @@ import pytest
 
 from utils.config import ROOT
 from utils.instructor import labgen, release
+from utils.instructor.notebook import HIDDEN, SOLUTION, fenced_lines
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,8 @@ def test_bundle_holds_no_solution_code_or_hidden_test(bundle):
     for path in labgen.solution_paths():
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
-            for begin, end in [(labgen.BEGIN_SOLUTION, labgen.END_SOLUTION),
-                               (labgen.BEGIN_HIDDEN, labgen.END_HIDDEN)]:  # fmt: skip
-                block = "\n".join(release._fenced(cell.source, begin, end))
+            for fence in (SOLUTION, HIDDEN):
+                block = "\n".join(fenced_lines(cell.source, fence))
                 if block.strip():
                     assert json.dumps(block)[1:-1] not in text and block not in text, path
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from utils.instructor.notebook import clean_metadata
+
 KERNEL = "python3"
 
 
@@ -59,16 +61,6 @@ def run_notebook(
             resources={"metadata": {"path": str(cwd)}},
         )
         client.execute()
-    return nb
-
-
-def clean_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop volatile metadata (widget state, timings) so stored notebooks diff cleanly."""
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-        cell.metadata.pop("collapsed", None)
-        cell.metadata.pop("scrolled", None)
     return nb
 
 

@@ -57,6 +57,7 @@ import nbformat
 from utils import env
 from utils.env import ROOT
 from utils.instructor import labgen, sandbox
+from utils.instructor.notebook import nbgrader_meta
 from utils.instructor.sandbox import Limits
 
 OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
@@ -141,7 +142,7 @@ def load_lab(path: Path) -> Lab:
     grade_cells = [
         GradeCell(m["grade_id"], float(m.get("points", 0)), i)
         for i, c in enumerate(template.cells)
-        if c.cell_type == "code" and (m := labgen.nbgrader_meta(c)).get("grade")
+        if c.cell_type == "code" and (m := nbgrader_meta(c)).get("grade")
     ]
     return Lab(path.name, template, starter, grade_cells)
 
@@ -212,7 +213,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
     s_cells = student.cells
     by_id: dict[str, int] = {}
     for j, c in enumerate(s_cells):
-        gid = labgen.nbgrader_meta(c).get("grade_id")
+        gid = nbgrader_meta(c).get("grade_id")
         if gid and gid not in by_id:
             by_id[gid] = j
     starter_sources = {_norm(c.source) for c in starter.cells} | {
@@ -223,7 +224,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
     origin: dict[int, int] = {}  # student cell -> template cell it stands for
     sources: dict[int, str] = {}  # template cell -> student source
     for i, cell in enumerate(template.cells):
-        meta = labgen.nbgrader_meta(cell)
+        meta = nbgrader_meta(cell)
         gid = meta.get("grade_id")
         if gid and gid in by_id:
             origin[by_id[gid]] = i
@@ -239,7 +240,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
             for k, c in enumerate(s_cells)
             if c.cell_type == "code"
             and k not in used
-            and not labgen.nbgrader_meta(c)
+            and not nbgrader_meta(c)
             and names
             and names <= _defined_names(c.source)
         ]
@@ -269,7 +270,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
         elif (
             c.cell_type == "code"
             and j not in used
-            and not labgen.nbgrader_meta(c)
+            and not nbgrader_meta(c)
             and c.source.strip()
             and _norm(c.source) not in starter_sources
         ):
@@ -283,7 +284,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
     add_extra(-1)
     for i, cell in enumerate(template.cells):
         new = nbformat.from_dict(json.loads(json.dumps(cell)))
-        meta = labgen.nbgrader_meta(cell)
+        meta = nbgrader_meta(cell)
         if i in sources:
             new.source = sources[i]
             exercise_of[len(cells)] = meta["grade_id"]

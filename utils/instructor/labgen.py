@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +33,22 @@ from pathlib import Path
 import nbformat
 
 from utils.env import ROOT
+from utils.instructor.notebook import (
+    ANSWER_STUB,
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    HIDDEN,
+    MARKERS,
+    RAISES,
+    SOLUTION,
+    STUB,
+    FenceError,
+    clean_metadata,
+    marker_like_lines,
+    nbgrader_meta,
+    strip_fence,
+)
 
-BEGIN_SOLUTION = "# BEGIN SOLUTION"
-END_SOLUTION = "# END SOLUTION"
-BEGIN_HIDDEN = "# BEGIN HIDDEN TESTS"
-END_HIDDEN = "# END HIDDEN TESTS"
-MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
-STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-ANSWER_STUB = "YOUR ANSWER HERE"
-RAISES = "raises-exception"
-# Lines that look like a marker but are not exactly one (typos, wrong case, "##").
-_MARKER_LIKE = re.compile(r"^\s*#+\s*(BEGIN|END)\b|^\s*#+\s*(?i:begin|end)[\s_-]*(?i:sol|hid|test)")
 # Errors a starter lab may raise: an unfinished exercise, or a name it would have defined.
 EXPECTED_ERRORS = {"NotImplementedError", "NameError"}
 
@@ -67,47 +71,22 @@ class CellRef:
         return f"{self.path.name}, cell {self.index}{gid}"
 
 
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def _strip_fences(source: str, ref: CellRef, *, begin: str, end: str, replace: bool) -> str:
-    """Replace (``replace=True``) or delete every ``begin``..``end`` block in ``source``."""
-    out: list[str] = []
-    inside = False
-    indent = ""
-    for n, line in enumerate(source.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped == begin:
-            if inside:
-                raise LabSourceError(f"{ref}: line {n}: {begin!r} inside another {begin!r}")
-            inside, indent = True, line[: len(line) - len(line.lstrip())]
-            if replace:
-                out.extend(indent + s for s in STUB)
-            continue
-        if stripped == end:
-            if not inside:
-                raise LabSourceError(f"{ref}: line {n}: {end!r} without a matching {begin!r}")
-            inside = False
-            continue
-        if not inside:
-            out.append(line)
-    if inside:
-        raise LabSourceError(f"{ref}: {begin!r} is never closed by {end!r}")
-    return "\n".join(out)
+def _strip(source: str, ref: CellRef, fence: tuple[str, str], *, stub=None) -> str:
+    try:
+        return strip_fence(source, fence, stub=stub)
+    except FenceError as e:
+        raise LabSourceError(f"{ref}: {e}") from None
 
 
 def _validate_cell(cell, ref: CellRef) -> None:
     meta = nbgrader_meta(cell)
     lines = cell.source.splitlines()
-    for n, line in enumerate(lines, start=1):
-        if _MARKER_LIKE.match(line) and line.strip() not in MARKERS:
-            raise LabSourceError(
-                f"{ref}: line {n}: {line.strip()!r} looks like a marker but is not one of "
-                f"{', '.join(MARKERS)}"
-            )
-    has_solution = any(line.strip() in (BEGIN_SOLUTION, END_SOLUTION) for line in lines)
-    has_hidden = any(line.strip() in (BEGIN_HIDDEN, END_HIDDEN) for line in lines)
+    for n, line in marker_like_lines(cell.source):
+        raise LabSourceError(
+            f"{ref}: line {n}: {line!r} looks like a marker but is not one of {', '.join(MARKERS)}"
+        )
+    has_solution = any(line.strip() in SOLUTION for line in lines)
+    has_hidden = any(line.strip() in HIDDEN for line in lines)
     if has_solution and not meta.get("solution"):
         raise LabSourceError(
             f"{ref}: {BEGIN_SOLUTION!r} in a cell without nbgrader solution metadata"
@@ -120,8 +99,8 @@ def _validate_cell(cell, ref: CellRef) -> None:
         if not meta.get("grade_id"):
             raise LabSourceError(f"{ref}: a solution or grade cell needs a grade_id")
     if cell.cell_type == "code":  # fences balanced and not nested
-        _strip_fences(cell.source, ref, begin=BEGIN_HIDDEN, end=END_HIDDEN, replace=False)
-        _strip_fences(cell.source, ref, begin=BEGIN_SOLUTION, end=END_SOLUTION, replace=True)
+        _strip(cell.source, ref, HIDDEN)
+        _strip(cell.source, ref, SOLUTION)
     if meta.get("grade"):
         points = meta.get("points")
         if not isinstance(points, (int, float)) or points < 0:
@@ -152,8 +131,8 @@ def strip_solutions(nb, path: Path):
         meta = nbgrader_meta(cell)
         ref = CellRef(path, i, meta.get("grade_id"))
         if cell.cell_type == "code":
-            src = _strip_fences(cell.source, ref, begin=BEGIN_HIDDEN, end=END_HIDDEN, replace=False)
-            src = _strip_fences(src, ref, begin=BEGIN_SOLUTION, end=END_SOLUTION, replace=True)
+            src = _strip(cell.source, ref, HIDDEN)
+            src = _strip(src, ref, SOLUTION, stub=STUB)
             cell.source = src.rstrip("\n")
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown" and meta.get("solution"):
@@ -163,10 +142,7 @@ def strip_solutions(nb, path: Path):
             cell.metadata["tags"] = tags
         else:
             cell.metadata.pop("tags", None)
-        for key in ("execution", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-    lab.metadata.pop("widgets", None)
-    return lab
+    return clean_metadata(lab)
 
 
 def tag_raising_cells(lab, path: Path, *, timeout: int = 300):

@@ -38,6 +38,7 @@ import nbformat
 
 from utils.env import ROOT
 from utils.instructor import labgen
+from utils.instructor.notebook import HIDDEN, SOLUTION, fenced_lines, is_exercise
 
 MARKER = ".workbook-release"
 EXCLUDED_DIRS = ("solutions", "tests", "bench", ".ci", ".github", "utils/instructor", "grades")
@@ -56,19 +57,6 @@ def normalize(line: str) -> str:
     return _SPACE.sub(" ", line.strip())
 
 
-def _fenced(source: str, begin: str, end: str) -> list[str]:
-    out, inside = [], False
-    for line in source.splitlines():
-        s = line.strip()
-        if s == begin:
-            inside = True
-        elif s == end:
-            inside = False
-        elif inside:
-            out.append(line)
-    return out
-
-
 def secret_lines(solutions_dir: Path = labgen.SOLUTIONS_DIR) -> dict:
     """What must not leave the instructor: normalized solution code, hidden tests and
     written answers of every notebook in ``solutions_dir``, mapped to their origin.
@@ -84,16 +72,11 @@ def secret_lines(solutions_dir: Path = labgen.SOLUTIONS_DIR) -> dict:
         starter = labgen.strip_solutions(nb, path)
         public = {normalize(ln) for c in starter.cells for ln in c.source.splitlines()}
         for i, cell in enumerate(nb.cells):
-            meta = labgen.nbgrader_meta(cell)
             blocks: list[tuple[list[str], str]] = []
             if cell.cell_type == "code":
-                blocks.append(
-                    (_fenced(cell.source, labgen.BEGIN_SOLUTION, labgen.END_SOLUTION), "solution")
-                )
-                blocks.append(
-                    (_fenced(cell.source, labgen.BEGIN_HIDDEN, labgen.END_HIDDEN), "hidden test")
-                )
-            elif meta.get("solution"):
+                blocks.append((fenced_lines(cell.source, SOLUTION), "solution"))
+                blocks.append((fenced_lines(cell.source, HIDDEN), "hidden test"))
+            elif is_exercise(cell):
                 blocks.append((cell.source.splitlines(), "written answer"))
             for block, kind in blocks:
                 origin = f"{path.name}, cell {i} ({kind})"
