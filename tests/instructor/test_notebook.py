@@ -85,7 +85,7 @@ def test_clean_metadata_is_an_allow_list():
     nb = new_notebook(cells=[cell])
     nb.metadata.update(
         {
-            "kernelspec": {"name": "python3"},
+            "kernelspec": dict(KERNELSPEC),
             "widgets": {"state": {}},
             "toc": {},
             "language_info": {},
