@@ -88,7 +88,7 @@ def test_clean_metadata_is_an_allow_list():
             "kernelspec": dict(KERNELSPEC),
             "widgets": {"state": {}},
             "toc": {},
-            "language_info": {},
+            "language_info": {"name": "python"},
         }
     )
     nbt.clean_metadata(nb)
