@@ -11,9 +11,15 @@ import sys
 import nbformat
 import pytest
 
-from utils.config import ROOT
+from tests.factories import ROOT
 from utils.instructor import labgen, release
 from utils.instructor.notebook import HIDDEN, SOLUTION, fenced_lines
+from utils.instructor.student import (
+    NOTEBOOK_FOLDERS,
+    STUDENT_PACKAGES,
+    is_instructor_only,
+    package_dirs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +34,28 @@ def bundle(tmp_path_factory):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return out
+
+
+def test_bundle_ships_every_student_package_without_its_instructor_parts(bundle):
+    """STUDENT_PACKAGES is the one list: the release ships each, tracked file by file."""
+    tracked = release.tracked_files()
+    for package in STUDENT_PACKAGES:
+        files = [p for p in tracked if p.parts[0] == package]
+        assert files, package
+        for rel in files:
+            assert (bundle / rel).is_file() != is_instructor_only(rel), rel
+    for name in NOTEBOOK_FOLDERS:
+        assert (bundle / name).is_dir(), name
+
+
+def test_the_grader_and_the_browser_test_use_the_same_list():
+    from tests.ui import lab
+    from utils.instructor import grade
+
+    env = json.loads(grade._kernel_env(grade.Limits(), ROOT, [])["WORKBOOK_SANDBOX"])
+    for folder in package_dirs():
+        assert str(folder) in env["allow_read"]
+        assert folder.name in lab.COPIED
 
 
 def test_bundle_has_what_a_student_needs(bundle):

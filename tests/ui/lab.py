@@ -30,6 +30,7 @@ from pathlib import Path
 import nbformat
 
 from tests.factories import ROOT, free_port
+from utils.instructor.student import NOTEBOOK_FOLDERS, STUDENT_PACKAGES
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE / "screenshots"
@@ -49,7 +50,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-COPIED = ("notebooks", "solutions", "labs", "utils")
+COPIED = (*NOTEBOOK_FOLDERS, "solutions", *STUDENT_PACKAGES)
 """Folders copied into the server's root (outputs stripped), so runs never touch the repo."""
 
 # JupyterLab settings for the test: no news or update checks (no network), and

@@ -59,6 +59,7 @@ from utils.env import ROOT
 from utils.instructor import labgen, sandbox
 from utils.instructor.notebook import nbgrader_meta
 from utils.instructor.sandbox import Limits
+from utils.instructor.student import package_dirs
 
 OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
 UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
@@ -314,7 +315,7 @@ def review_flags(sources: list[str]) -> str:
 
 def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
     data = env.data_dir()
-    allow_read = [ROOT / "utils", data, Path(sys.prefix), Path(sys.base_prefix)]
+    allow_read = [*package_dirs(), data, Path(sys.prefix), Path(sys.base_prefix)]
     sandbox = {
         "memory_mb": limits.memory_mb,
         "root": str(ROOT),

@@ -39,9 +39,19 @@ import nbformat
 from utils.env import ROOT
 from utils.instructor import labgen
 from utils.instructor.notebook import HIDDEN, SOLUTION, fenced_lines, is_exercise
+from utils.instructor.student import INSTRUCTOR_ONLY
 
 MARKER = ".workbook-release"
-EXCLUDED_DIRS = ("solutions", "tests", "bench", ".ci", ".github", "utils/instructor", "grades")
+EXCLUDED_DIRS = (
+    "solutions",
+    "tests",
+    "bench",
+    ".ci",
+    ".github",
+    "grades",
+    "exports",
+    *INSTRUCTOR_ONLY,
+)
 EXCLUDED_FILES = ("CONTRIBUTING.md",)
 INSTRUCTOR_TARGETS = {"test", "test-ui", "labs", "execute", "grade", "release", "bench"}
 MIN_SECRET_CHARS = {"solution": 30, "hidden test": 20, "written answer": 30}
