@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.factories import ROOT
+from tests.factories import ROOT, grade_cell, solution_cell, write_notebook
 from utils.instructor import grade, labgen, sandbox
 from utils.instructor.notebook import nbgrader_meta, without_markers
 from utils.instructor.sandbox import Limits, Policy, _Watchdog
@@ -635,3 +635,57 @@ def test_a_cell_printing_gigabytes_costs_neither_memory_nor_its_points(tiny, tmp
     [r] = grade.grade(tmp_path / "subs", tmp_path / "out", solutions_dir=tiny["dir"],
                       limits=limits, log=lambda *_: None)  # fmt: skip
     assert (r.status, r.scores) == (grade.OK, {"test_square": 2.0, "test_hypot": 3.5}), r.feedback
+
+
+# --- a later lab imports a student's earlier export -----------------------------------
+
+
+def chained_labs(folder):
+    """lab01 exports ``double`` as toy_mod; lab02 grades a use of that export."""
+    first = [
+        solution_cell(
+            "def double(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION", "double"
+        ),
+        v4.new_code_cell(
+            'from utils.export import export_functions\nexport_functions("toy_mod", [double])'
+        ),
+        grade_cell("assert double(2) == 4", "test_double", points=1),
+    ]
+    second = [
+        v4.new_code_cell("from utils.export import load_export"),
+        solution_cell(
+            "def quadruple(x):\n    # BEGIN SOLUTION\n    toy_mod = load_export('toy_mod')\n"
+            "    return toy_mod.double(toy_mod.double(x))\n    # END SOLUTION",
+            "quadruple",
+        ),
+        grade_cell("assert quadruple(3) == 12", "test_quadruple", points=2),
+    ]
+    write_notebook(folder / "lab01_first.ipynb", first)
+    write_notebook(folder / "lab02_second.ipynb", second)
+    return folder
+
+
+def test_a_later_lab_uses_the_students_own_earlier_export(tmp_path):
+    solutions = chained_labs(tmp_path / "solutions")
+    subs = tmp_path / "subs"
+    for lab in ("lab01_first", "lab02_second"):
+        src = solutions / f"{lab}.ipynb"
+        starter = labgen.strip_solutions(nbformat.read(src, as_version=4), src)
+        for cell, sol in zip(starter.cells, nbformat.read(src, as_version=4).cells):
+            if nbgrader_meta(cell).get("solution"):
+                cell.source = answer(sol.source)
+        for student in ("ada", "bob") if lab == "lab02_second" else ("ada",):
+            (subs / student).mkdir(parents=True, exist_ok=True)
+            nbformat.write(starter, subs / student / f"{lab}.ipynb")
+    results = grade.grade(
+        subs, tmp_path / "out", solutions_dir=solutions, limits=TEST_LIMITS, jobs=2,
+        log=lambda *_: None,
+    )  # fmt: skip
+    got = {(r.student, r.lab): (r.total, r.status) for r in results}
+    assert got[("ada", "lab01_first.ipynb")] == (1, "ok")
+    assert got[("ada", "lab02_second.ipynb")] == (2, "ok")  # her own lab01 export
+    # bob never did lab01: no export of his, and ada's is not visible to him
+    assert got[("bob", "lab02_second.ipynb")] == (0, "ok")
+    feedback = (tmp_path / "out" / "feedback" / "bob" / "lab02_second.md").read_text()
+    assert "run the export cell" in feedback
+    assert not (ROOT / "exports" / "toy_mod.py").exists()  # nothing written into the workbook

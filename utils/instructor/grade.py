@@ -313,7 +313,9 @@ def review_flags(sources: list[str]) -> str:
 # --------------------------------------------------------------------- the worker
 
 
-def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
+def _kernel_env(
+    limits: Limits, home: Path, deny: list[Path], exports: Path | None = None
+) -> dict[str, str]:
     data = env.data_dir()
     allow_read = [*package_dirs(), data, Path(sys.prefix), Path(sys.base_prefix)]
     sandbox = {
@@ -323,6 +325,7 @@ def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
         "allow_write": [str(data)],
         "deny": [str(p) for p in deny],
         "home": str(home),
+        "own": [str(exports)] if exports else [],
     }
     threads = "1"
     return {
@@ -333,6 +336,7 @@ def _kernel_env(limits: Limits, home: Path, deny: list[Path]) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": threads,
         "MPLBACKEND": "Agg",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "WORKBOOK_EXPORTS": str(exports or home / "exports"),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         ),
@@ -527,7 +531,27 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
-def _run_job(job: _Job, limits: Limits, session: Path, n: int, deny: list[Path]) -> Result:
+def _run_student(
+    jobs: list[tuple[int, _Job]], limits: Limits, session: Path, deny: list[Path]
+) -> list[Result]:
+    """One student's labs, in course order, sharing one exports folder: a later lab
+    imports what the student's earlier lab exported (``utils.export.load_export``)."""
+    exports = session / "exports" / str(jobs[0][0])
+    exports.mkdir(parents=True)
+    results = []
+    for n, job in jobs:
+        try:
+            results.append(_run_job(job, limits, session, n, deny, exports))
+        except Exception as e:  # noqa: BLE001 - one broken lab must not lose the others
+            results.append(
+                Result.no_points(job.student, job.lab, ERROR, notes=[f"{type(e).__name__}: {e}"])
+            )
+    return results
+
+
+def _run_job(
+    job: _Job, limits: Limits, session: Path, n: int, deny: list[Path], exports: Path | None = None
+) -> Result:
     private = session / "private" / str(n)
     home = session / "work" / str(n)
     private.mkdir(parents=True)
@@ -538,7 +562,7 @@ def _run_job(job: _Job, limits: Limits, session: Path, n: int, deny: list[Path])
         "private": str(private),
         "home": str(home),
         "deny": [str(p) for p in deny],
-        "env": _kernel_env(limits, home, deny),
+        "env": _kernel_env(limits, home, deny, exports),
     }
     spec_path = private / "spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -714,24 +738,23 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="workbook-grading-") as tmp:
         session = Path(tmp)
         deny.append(session)
+        by_student: dict[str, list[tuple[int, _Job]]] = {}
+        for n, job in enumerate(jobs_todo):  # jobs_todo is in course (lab) order per student
+            by_student.setdefault(job.student, []).append((n, job))
+        done = 0
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {
-                pool.submit(_run_job, job, limits, session, n, deny): job
-                for n, job in enumerate(jobs_todo)
-            }
-            for done, fut in enumerate(as_completed(futures), start=1):
-                job = futures[fut]
-                try:
-                    r = fut.result()
-                except Exception as e:  # noqa: BLE001
-                    r = Result.no_points(
-                        job.student, job.lab, ERROR, notes=[f"{type(e).__name__}: {e}"]
+            futures = [
+                pool.submit(_run_student, student_jobs, limits, session, deny)
+                for student_jobs in by_student.values()
+            ]
+            for fut in as_completed(futures):
+                for r in fut.result():
+                    done += 1
+                    results.append(r)
+                    log(
+                        f"[{done}/{len(jobs_todo)}] {r.student}/{r.lab}: {_num(r.total)}/"
+                        f"{_num(r.max_total)} ({r.status}) in {r.seconds:.1f} s"
                     )
-                results.append(r)
-                log(
-                    f"[{done}/{len(jobs_todo)}] {r.student}/{r.lab}: {_num(r.total)}/"
-                    f"{_num(r.max_total)} ({r.status}) in {r.seconds:.1f} s"
-                )
     order = {lab.name: k for k, lab in enumerate(lab_list)}
     results.sort(key=lambda r: (r.student, order[r.lab]))
     if (out / "gradebook.csv").exists():
