@@ -6,9 +6,12 @@
 
 For every chapter and solution notebook: wall time of a fresh top-to-bottom run
 in full mode and in FAST mode, against its budget, and every line the notebook
-printed in the form ``[metric] name: value`` (accuracies, losses). Grading
+printed in the form ``[metric] name: value`` (accuracies, losses; nothing else
+is read from the outputs). Budgets live in bench/budgets.py. Grading
 throughput comes from bench/grading.py when present. Targets are measured here,
-never asserted as timed tests.
+never asserted as timed tests. Writes bench/RESULTS.md (for people) and
+bench/RESULTS.json (for tests/test_bench.py, which holds the notebooks' Time
+lines and the README's course map to it).
 """
 
 from __future__ import annotations
@@ -28,32 +31,27 @@ from pathlib import Path
 import nbformat
 import torch
 
+from bench.budgets import budget
 from utils.instructor.execute import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
-METRIC = re.compile(r"^\[metric\]\s+([\w./ -]+?):\s+([-+0-9.eE%]+)", re.M)
-# Results the chapters print in their own words: notebook stem -> (regex, name).
-TARGETS = {
-    "01_sequences_and_rnns": [
-        (r"final count exactly right on ([\d.]+%)", "counting RNN, exact final count"),
-    ],
-    "03_lstm": [
-        (r"^RNN\s+final validation MSE ([\d.]+)", "adding problem T=100, RNN val MSE"),
-        (r"^LSTM final validation MSE ([\d.]+)", "adding problem T=100, LSTM val MSE"),
-        (r"baseline MSE on the validation set.*: ([\d.]+)", "adding problem T=100, baseline MSE"),
-    ],
-    "04_gru": [
-        (rf"^{m}\s+\d+\s+[\d.]+\s+([\d.]+)", f"adding problem T=50, {m} val MSE")
-        for m in ("RNN", "LSTM", "GRU")
-    ]
-    + [
-        (rf"^{m}\s+([\d.]+)\s*$", f"adding problem T=50, {m} accuracy (abs error < 0.04)")
-        for m in ("RNN", "LSTM", "GRU")
-    ],
-}
-# Budgets from the course promises (seconds): full mode, FAST mode.
-BUDGETS = {"notebooks/01": (60, 45), "solutions/lab01": (60, 45)}
-DEFAULT_BUDGET = (180, 45)
+METRIC = re.compile(r"^\[metric\] (?P<name>[^:\n]+): (?P<value>\S.*?)\s*$", re.M)
+"""A headline result, as every notebook prints it: ``[metric] ch03 lstm val mse: 0.0006``."""
+
+
+def metrics_in(text: str) -> dict[str, str]:
+    """Every ``[metric] name: value`` line of ``text`` (the last value of a name wins)."""
+    return {m["name"].strip(): m["value"] for m in METRIC.finditer(text)}
+
+
+def notebook_text(nb) -> str:
+    """What the code cells of ``nb`` printed (stdout and plain-text results)."""
+    return "\n".join(
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def machine() -> str:
@@ -71,14 +69,6 @@ def machine() -> str:
     )
 
 
-def budget(path: Path) -> tuple[int, int]:
-    rel = path.relative_to(ROOT).as_posix()
-    for prefix, b in BUDGETS.items():
-        if rel.startswith(prefix):
-            return b
-    return DEFAULT_BUDGET
-
-
 def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | None]:
     nb = nbformat.read(path, as_version=4)
     run = copy.deepcopy(nb)
@@ -94,17 +84,7 @@ def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | 
         except Exception as e:  # noqa: BLE001 - report, keep measuring the rest
             error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     seconds = time.perf_counter() - start
-    text = "\n".join(
-        o.get("text", "") or o.get("data", {}).get("text/plain", "")
-        for c in run.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-    found = dict(METRIC.findall(text))
-    for pattern, name in TARGETS.get(path.stem, []):
-        if m := re.search(pattern, text, re.M):
-            found[name] = m.group(1)
-    return seconds, found, error
+    return seconds, metrics_in(notebook_text(run)), error
 
 
 def main(argv=None) -> int:
@@ -120,16 +100,22 @@ def main(argv=None) -> int:
         if args.only
         else sorted([*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
     )
-    rows, metrics, failed = [], {}, False
+    for path in paths:  # fail before hours of measuring, not after
+        budget(path.relative_to(ROOT).as_posix())
+    rows, metrics, timings, failed = [], {}, {}, False
     for path in paths:
         rel = path.relative_to(ROOT).as_posix()
         full, found, error = time_notebook(path, fast=False)
         fast = None if args.skip_fast else time_notebook(path, fast=True)[0]
-        b_full, b_fast = budget(path)
+        b_full, b_fast = budget(rel)
         ok = error is None and full <= b_full and (fast is None or fast <= b_fast)
         failed |= error is not None
         rows.append((rel, full, b_full, fast, b_fast, "ok" if ok else (error or "over budget")))
         metrics.update({f"{Path(rel).stem}: {k}": v for k, v in found.items()})
+        timings[rel] = {
+            "full_s": round(full, 1),
+            "fast_s": None if fast is None else round(fast, 1),
+        }
         print(
             f"{rel}: full {full:.1f} s (budget {b_full} s), FAST "
             f"{'-' if fast is None else f'{fast:.1f} s'} (budget {b_fast} s) {rows[-1][-1]}",
@@ -174,6 +160,14 @@ def main(argv=None) -> int:
     if args.only:  # a partial run does not overwrite the full table
         out = out.with_name("RESULTS-partial.md")
     out.write_text("\n".join(lines) + "\n")
+    record = {
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "notebooks": timings,
+        "metrics": metrics,
+        "grading": grading,
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 1 if failed else 0
 
