@@ -37,8 +37,18 @@ def test_every_dependency_range_admits_its_pin():
         )
 
 
-def test_torch_is_the_version_on_disk_not_a_newer_cuda_build():
-    assert pins()["torch"] == "2.13.0"
+def test_the_environment_has_exactly_the_pinned_versions():
+    """What `make` installed is what requirements.txt pins (torch's +cpu tag aside)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name, pin in pins().items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            raise AssertionError(
+                f"{name}=={pin} is pinned but not installed: run make env"
+            ) from None
+        assert installed.split("+")[0] == pin, f"{name}: installed {installed}, pinned {pin}"
 
 
 def test_makefile_and_environment_yml_install_the_same_pins():

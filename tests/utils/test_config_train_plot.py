@@ -20,13 +20,68 @@ def test_seed_everything_makes_runs_repeatable():
     assert (np.random.rand(), torch.rand(1).item()) == a
 
 
-def test_device_defaults_to_an_available_one(monkeypatch):
+def _accelerators(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     monkeypatch.delenv("WORKBOOK_DEVICE", raising=False)
-    assert config.get_device().type in {"cpu", "cuda", "mps"}
-    assert config.get_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
-            config.get_device("cuda")
+    _accelerators(monkeypatch, cuda, mps)
+    assert config.get_device().type == expected
+
+
+def test_device_can_be_forced_and_a_missing_one_is_named(monkeypatch):
+    _accelerators(monkeypatch, cuda=True, mps=False)
+    monkeypatch.setenv("WORKBOOK_DEVICE", "cpu")
+    assert config.get_device().type == "cpu"  # forced, although CUDA is there
+    assert config.get_device("cuda").type == "cuda"  # the argument wins over the variable
+    _accelerators(monkeypatch, cuda=False, mps=False)
+    monkeypatch.setenv("WORKBOOK_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="'cuda' was asked for, but CUDA is not available"):
+        config.get_device()
+    with pytest.raises(RuntimeError, match="'mps' was asked for, but MPS is not available"):
+        config.get_device("mps")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("on", True), ("TRUE", True), (" yes ", True), ("0", False), ("off", False),
+     ("", False), (None, False)],
+)  # fmt: skip
+def test_one_flag_reader_for_every_switch(monkeypatch, value, expected):
+    """utils.env.flag is what FAST mode, the grader and the data layer all read."""
+    from utils import env
+
+    if value is None:
+        monkeypatch.delenv("WORKBOOK_FAST", raising=False)
+    else:
+        monkeypatch.setenv("WORKBOOK_FAST", value)
+    assert env.flag("WORKBOOK_FAST") is expected and env.fast() is expected
+
+
+def test_one_cache_folder_helper(monkeypatch, tmp_path):
+    from utils import env
+    from utils.data.fetch import cache_dir
+
+    monkeypatch.setenv("WORKBOOK_DATA", "")
+    assert env.data_dir() == cache_dir() == env.ROOT / "data"  # empty means the default
+    monkeypatch.setenv("WORKBOOK_DATA", str(tmp_path))
+    assert env.data_dir() == cache_dir() == tmp_path
+
+
+def test_importing_utils_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, utils, utils.env, utils.instructor.notebook, utils.data.registry; "
+    code += "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_pick_follows_fast_mode(monkeypatch):

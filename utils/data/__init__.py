@@ -33,20 +33,31 @@ from utils.data.errors import (
     UnreadableFileError,
     VerificationError,
 )
-from utils.data.fetch import cache_dir, fetch
-from utils.data.loaders import load_dataset
 from utils.data.registry import REGISTRY, get_spec
-from utils.data.text import (
-    EOS,
-    PAD,
-    SOS,
-    UNK,
-    BucketBatchSampler,
-    Vocab,
-    pad_collate,
-    tokenize_chars,
-    tokenize_words,
-)
+
+# The rest needs NumPy, pandas or torch: imported on first use, so the registry
+# (and ``python -m utils.data status``) loads without them.
+_LAZY = {
+    "cache_dir": "utils.data.fetch",
+    "fetch": "utils.data.fetch",
+    "load_dataset": "utils.data.loaders",
+    **dict.fromkeys(
+        ("EOS", "PAD", "SOS", "UNK", "BucketBatchSampler", "Vocab", "pad_collate",
+         "tokenize_chars", "tokenize_words"),
+        "utils.data.text",
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'utils.data' has no attribute {name!r}")
+
 
 __all__ = [
     "EOS",
