@@ -1,7 +1,9 @@
-"""Chapter 5 (RNN modules in practice): packing equals padding-and-masking, helpers, timing.
+"""Chapter 5 (RNN modules in practice): the from-scratch bidirectional and stacked RNNs equal
+nn.RNN, packing equals padding-and-masking, helpers, timing.
 
 The functions come from the cells tagged ``defs`` in
-notebooks/05_rnn_modules_in_practice.ipynb; ``utils.timing`` is tested at the end.
+notebooks/05_rnn_modules_in_practice.ipynb; the mutation tests run the same cells with one
+deliberate bug each and show the equality checks catch it. ``utils.timing`` is tested at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from tests.factories import notebook_namespace
+from tests.factories import notebook_namespace, tagged_source
+from utils.checks.references import named_weights
 from utils.timing import best_of, measure
 
 NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"
@@ -23,6 +26,100 @@ NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"
 @pytest.fixture(scope="module")
 def ch5():
     return notebook_namespace(NOTEBOOK)
+
+
+def _mutant(old: str, new: str) -> dict:
+    """The notebook's ``defs`` cells with ``old`` (found exactly once) replaced by ``new``."""
+    source = tagged_source(NOTEBOOK)
+    assert source.count(old) == 1, f"the defs no longer contain {old!r}: update the mutation"
+    ns: dict = {"__name__": "notebook:mutant"}
+    exec(compile(source.replace(old, new), NOTEBOOK, "exec"), ns)
+    return ns
+
+
+def _check_birnn(ns, N=3, T=6, D=4, H=5, seed=0):
+    """Assert ``birnn_layer`` equals ``nn.RNN(bidirectional=True)`` with the same weights."""
+    torch.manual_seed(seed)
+    rnn = nn.RNN(D, H, batch_first=True, bidirectional=True).double()
+    X = torch.randn(N, T, D, dtype=torch.float64)
+    with torch.no_grad():
+        out_ref, h_n_ref = rnn(X)
+        fwd, bwd = named_weights(rnn, 0), named_weights(rnn, 0, reverse=True)
+        out, h_n = ns["birnn_layer"](X, fwd, bwd)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_n, h_n_ref, rtol=1e-12, atol=1e-12)
+    return out, h_n
+
+
+def _check_stack(ns, N=3, T=6, D=5, H=5, num_layers=2, seed=0):
+    """Assert ``stacked_rnn`` equals ``nn.RNN(num_layers=...)``; D = H so a wrong input still fits."""
+    torch.manual_seed(seed)
+    rnn = nn.RNN(D, H, num_layers=num_layers, batch_first=True).double()
+    X = torch.randn(N, T, D, dtype=torch.float64)
+    with torch.no_grad():
+        out_ref, h_n_ref = rnn(X)
+        layers = [named_weights(rnn, layer) for layer in range(num_layers)]
+        out, h_n = ns["stacked_rnn"](X, layers)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_n, h_n_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(3, 6, 4, 5), (1, 1, 1, 1), (2, 9, 7, 2)])
+def test_birnn_from_scratch_equals_nn_rnn(ch5, sizes):
+    N, T, D, H = sizes
+    out, h_n = _check_birnn(ch5, N, T, D, H)
+    assert out.shape == (N, T, 2 * H) and h_n.shape == (2, N, H)
+    # h_n[0]: forward after x_T (last step), h_n[1]: backward after x_1 (first step)
+    assert torch.equal(h_n[0], out[:, -1, :H]) and torch.equal(h_n[1], out[:, 0, H:])
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        # forgetting to flip the backward states back into time order
+        (".flip(1)  # reads x_T..x_1", "  # reads x_T..x_1"),
+        # not flipping the input: the "backward" direction reads forwards
+        ("rnn_direction(X.flip(1), **backward)", "rnn_direction(X, **backward)"),
+        # h_n[1] taken at the last step, where the backward direction has read only x_T
+        ("H_bwd[:, 0]])", "H_bwd[:, -1]])"),
+        # the forward direction's weights for both directions
+        ("(X.flip(1), **backward)", "(X.flip(1), **forward)"),
+    ],
+)
+def test_birnn_check_catches_mutations(old, new):
+    mutant = _mutant(old, new)  # outside pytest.raises: a stale mutation must not pass
+    with pytest.raises(AssertionError, match="not close"):
+        _check_birnn(mutant)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_stacked_rnn_from_scratch_equals_nn_rnn(ch5, num_layers):
+    _check_stack(ch5, num_layers=num_layers)
+    _check_stack(ch5, D=3, H=4, num_layers=num_layers, seed=1)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        # layer 2 fed the inputs instead of layer 1's states
+        ("rnn_direction(states, **weights)", "rnn_direction(X, **weights)"),
+        # h_n read at the first step instead of the last
+        ("h_n.append(states[:, -1])", "h_n.append(states[:, 0])"),
+    ],
+)
+def test_stack_check_catches_mutations(old, new):
+    mutant = _mutant(old, new)  # outside pytest.raises: a stale mutation must not pass
+    with pytest.raises(AssertionError, match="not close"):
+        _check_stack(mutant)
+
+
+def test_rnn_direction_is_the_chapter_1_loop(ch5):
+    torch.manual_seed(0)
+    rnn = nn.RNN(3, 4, batch_first=True).double()
+    X = torch.randn(2, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        states = ch5["rnn_direction"](X, **named_weights(rnn))
+    torch.testing.assert_close(states, rnn(X)[0], rtol=1e-12, atol=1e-12)
 
 
 def _batch(lengths=(5, 2, 3, 1), D=3, seed=0):
