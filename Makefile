@@ -20,7 +20,7 @@ NO_BROWSER := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell un
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env lab test test-ui lint format labs execute data grade release bench clean
+.PHONY: help env lab test test-ui lint format labs modules execute data grade release bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ format: $(STAMP) ## format code and notebooks with ruff
 
 labs: $(STAMP) ## regenerate labs/ from solutions/
 	$(TEST_ENV) $(BIN)/python -m utils.instructor labs
+
+modules: $(STAMP) ## regenerate utils/models/ from the chapter cells tagged export:NAME
+	$(BIN)/python -m utils.instructor modules
 
 execute: $(STAMP) ## store fresh outputs: make execute NB="notebooks/01_*.ipynb"
 	@test -n "$(NB)" || { echo 'usage: make execute NB="notebooks/01_sequences_and_rnns.ipynb solutions/..."'; exit 2; }

@@ -2,6 +2,8 @@
 
 python -m utils.instructor labs            # regenerate labs/ from solutions/
 python -m utils.instructor labs --check    # exit 1 if labs/ is out of date
+python -m utils.instructor modules         # regenerate utils/models/ from the chapters
+python -m utils.instructor modules --check # exit 1 if utils/models/ is out of date
 python -m utils.instructor execute NB...   # run notebooks, store outputs (full mode)
 python -m utils.instructor grade DIR       # grade DIR/<student>/<lab>.ipynb into grades/
 python -m utils.instructor release         # the student bundle, no solutions, in release/
@@ -30,6 +32,23 @@ def _labs(args) -> int:
             print(f"wrote {path.relative_to(labgen.ROOT)}")
         return 0
     except labgen.LabSourceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _modules(args) -> int:
+    from utils.instructor import modules
+
+    try:
+        if args.check:
+            problems = modules.diff_modules()
+            for p in problems:
+                print(p, file=sys.stderr)
+            return 1 if problems else 0
+        for path in modules.write_modules():
+            print(f"wrote {path.relative_to(modules.ROOT)}")
+        return 0
+    except modules.ModuleSourceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -107,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("labs", help="generate labs/ from solutions/")
     p.add_argument("--check", action="store_true", help="only report labs that are out of date")
     p.set_defaults(func=_labs)
+    p = sub.add_parser("modules", help="generate utils/models/ from cells tagged export:NAME")
+    p.add_argument("--check", action="store_true", help="only report modules out of date")
+    p.set_defaults(func=_modules)
     p = sub.add_parser("execute", help="execute notebooks in place in a fresh kernel")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--fast", action="store_true", help="FAST mode (not for committed outputs)")

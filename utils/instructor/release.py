@@ -53,7 +53,7 @@ EXCLUDED_DIRS = (
     *INSTRUCTOR_ONLY,
 )
 EXCLUDED_FILES = ("CONTRIBUTING.md",)
-INSTRUCTOR_TARGETS = {"test", "test-ui", "labs", "execute", "grade", "release", "bench"}
+INSTRUCTOR_TARGETS = {"test", "test-ui", "labs", "modules", "execute", "grade", "release", "bench"}
 MIN_SECRET_CHARS = {"solution": 30, "hidden test": 20, "written answer": 30}
 _SPACE = re.compile(r"\s+")
 _IMPORT = re.compile(r"^(import|from)\s+[\w.]+(\s+import\s+.*)?(\s+as\s+\w+)?$")
