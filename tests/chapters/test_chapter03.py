@@ -41,7 +41,7 @@ def test_wrong_gate_order_is_detected(ns, gate_order):
 
 
 def test_lstm_cell_equals_nn_lstmcell_independently(ns):
-    """One step against nn.LSTMCell, whose weights are read without `lstm_params`."""
+    """One step against nn.LSTMCell, whose weights are read by hand, not by `named_weights`."""
     torch.manual_seed(3)
     D, H, N = 3, 4, 5
     cell = nn.LSTMCell(D, H).double()
@@ -71,7 +71,7 @@ def test_lstm_forward_shapes_gates_and_zero_state(ns):
     torch.manual_seed(0)
     lstm = nn.LSTM(2, 6, batch_first=True)
     X = torch.randn(4, 9, 2)
-    H, (h_T, c_T), gates = ns["lstm_forward"](X, ns["lstm_params"](lstm))
+    H, (h_T, c_T), gates = ns["lstm_forward"](X, ns["named_weights"](lstm))
     assert H.shape == (4, 9, 6) and h_T.shape == (4, 6) and c_T.shape == (4, 6)
     assert set(gates) == {"I", "F", "O", "C_tilde", "c"}
     assert all(g.shape == (4, 9, 6) for g in gates.values())
@@ -82,21 +82,50 @@ def test_lstm_forward_shapes_gates_and_zero_state(ns):
     torch.testing.assert_close(H.detach(), H_ref, rtol=1e-5, atol=1e-6)
 
 
-def test_stack_like_torch_inverts_lstm_params(ns):
-    torch.manual_seed(1)
+def _broken_cells(cell):
+    """Deliberately broken versions of the chapter's `lstm_cell`: each one must be caught."""
+
+    def no_tanh_on_c(x_t, h_prev, c_prev, p):  # h_t = O_t * c_t
+        _, c_t, g = cell(x_t, h_prev, c_prev, p)
+        return g["O"] * c_t, c_t, g
+
+    def swapped_f_and_i(x_t, h_prev, c_prev, p):  # c_t = I_t * c_prev + F_t * C_tilde
+        _, _, g = cell(x_t, h_prev, c_prev, p)
+        c_t = g["I"] * c_prev + g["F"] * g["C_tilde"]
+        return g["O"] * torch.tanh(c_t), c_t, g
+
+    return {"no tanh on c_t": no_tanh_on_c, "F and I swapped": swapped_f_and_i}
+
+
+@pytest.mark.parametrize("mutant", ["no tanh on c_t", "F and I swapped"])
+def test_comparison_fails_for_a_broken_cell(ns, monkeypatch, mutant):
+    """The equality the chapter asserts is not vacuous: break the cell and it fails."""
+    broken = _broken_cells(ns["lstm_cell"])[mutant]
+    monkeypatch.setitem(ns, "lstm_cell", broken)  # lstm_forward looks the cell up here
+    mine, ref = ns["compare_with_nn_lstm"]()
+    for name in ("H", "dW_hh"):
+        with pytest.raises(CheckError, match="differs from the reference"):
+            check_close(name, mine[name], ref[name], rtol=1e-10, atol=1e-12, quiet=True)
+
+
+def test_named_weights_are_views_and_gradients_stack_back(ns):
+    """The chapter differentiates through `named_weights` views and stacks with `torch_layout`."""
+    mine, ref = ns["compare_with_nn_lstm"](seed=2)
+    for name in ("dW_ih", "dW_hh", "db_ih", "db_hh"):
+        assert mine[name].shape == ref[name].shape
+        torch.testing.assert_close(mine[name], ref[name], rtol=1e-10, atol=1e-12)
     lstm = nn.LSTM(3, 4)
-    params = ns["lstm_params"](lstm)
-    W_ih, W_hh, b = ns["stack_like_torch"](params)
-    torch.testing.assert_close(W_ih, lstm.weight_ih_l0.detach())
-    torch.testing.assert_close(W_hh, lstm.weight_hh_l0.detach())
-    torch.testing.assert_close(b, (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
-    assert params["W_xi"].shape == (3, 4) and params["W_hc"].shape == (4, 4)
-    assert all(p.is_leaf and p.requires_grad for p in params.values())
+    named = ns["named_weights"](lstm)
+    assert named["W_xi"].shape == (3, 4) and named["W_hc"].shape == (4, 4)
+    named["W_xf"].sum().backward()  # a view: the gradient lands in the module's f block
+    expected = torch.zeros(16, 3)
+    expected[4:8] = 1.0
+    torch.testing.assert_close(lstm.weight_ih_l0.grad, expected)
 
 
 def test_bad_inputs_give_clear_errors(ns):
-    lstm_params, lstm_forward = ns["lstm_params"], ns["lstm_forward"]
-    params = lstm_params(nn.LSTM(2, 3))
+    lstm_forward = ns["lstm_forward"]
+    params = ns["named_weights"](nn.LSTM(2, 3))
     with pytest.raises(ValueError, match=r"shape \(N, T, D\)"):
         lstm_forward(torch.randn(4, 2), params)
     with pytest.raises(ValueError, match="3 features per step, but W_xi expects D = 2"):
@@ -104,14 +133,10 @@ def test_bad_inputs_give_clear_errors(ns):
     h0 = torch.zeros(1, 4, 3)  # nn.LSTM's layout, not the cell's
     with pytest.raises(ValueError, match=r"h_0 has shape \(1, 4, 3\).*pass h_0\[0\]"):
         lstm_forward(torch.randn(4, 5, 2), params, (h0, h0))
-    with pytest.raises(ValueError, match="one layer, one direction"):
-        lstm_params(nn.LSTM(2, 3, num_layers=2))
-    with pytest.raises(ValueError, match="one layer, one direction"):
-        lstm_params(nn.LSTM(2, 3, bidirectional=True))
-    with pytest.raises(ValueError, match="permutation of 'ifgo'"):
-        lstm_params(nn.LSTM(2, 3), gate_order="iffo")
-    with pytest.raises(TypeError, match="needs an nn.LSTM, got GRU"):
-        lstm_params(nn.GRU(2, 3))
+    with pytest.raises(ValueError, match=r"c_0 has shape \(4, 2\)"):
+        lstm_forward(torch.randn(4, 5, 2), params, (torch.zeros(4, 3), torch.zeros(4, 2)))
+    with pytest.raises(ValueError, match=r"shape \(N, T, D\), got list"):
+        lstm_forward([[1.0]], params)
     with pytest.raises(TypeError, match="needs an nn.LSTM, got RNN"):
         ns["set_forget_bias"](nn.RNN(2, 3), 1.0)
     with pytest.raises(ValueError, match="bias=False"):
@@ -123,7 +148,7 @@ def test_bad_inputs_give_clear_errors(ns):
 def test_set_forget_bias_sets_only_b_f(ns):
     torch.manual_seed(0)
     lstm = nn.LSTM(2, 5, num_layers=2)
-    before = ns["lstm_params"](nn.LSTM(2, 5))  # shapes only
+    before = ns["named_weights"](nn.LSTM(2, 5))  # shapes only
     old = {n: p.detach().clone() for n, p in lstm.named_parameters()}
     assert ns["set_forget_bias"](lstm, 3.0) is lstm
     H = 5
@@ -137,11 +162,11 @@ def test_set_forget_bias_sets_only_b_f(ns):
             torch.testing.assert_close(p.detach(), old[name])
     # through the equations: b_f = bias_ih + bias_hh in the forget block
     one_layer = ns["set_forget_bias"](nn.LSTM(2, 5), 2.5)
-    b_f = ns["lstm_params"](one_layer)["b_f"]
+    b_f = ns["named_weights"](one_layer)["b_f"]
     assert b_f.shape == before["b_f"].shape
     torch.testing.assert_close(b_f.detach(), torch.full((5,), 2.5))
     # and the forget gate of a zero input and state is then sigmoid(2.5)
-    _, _, gates = ns["lstm_forward"](torch.zeros(1, 1, 2), ns["lstm_params"](one_layer))
+    _, _, gates = ns["lstm_forward"](torch.zeros(1, 1, 2), ns["named_weights"](one_layer))
     torch.testing.assert_close(gates["F"].detach(), torch.sigmoid(torch.full((1, 1, 5), 2.5)))
 
 
@@ -155,7 +180,7 @@ def test_last_step_regressor_and_training_loop(ns):
         assert sum(p.numel() for p in model.parameters()) == n_params
         assert model(torch.randn(5, 7, 2)).shape == (5,)
     lstm_model = ns["LastStepRegressor"]("lstm", forget_bias=1.0)
-    torch.testing.assert_close(ns["lstm_params"](lstm_model.rnn)["b_f"].detach(), torch.ones(32))
+    torch.testing.assert_close(ns["named_weights"](lstm_model.rnn)["b_f"].detach(), torch.ones(32))
     X, Y = ns["adding_problem"](64, 10, seed=0)
     before = [p.detach().clone() for p in lstm_model.parameters()]
     hist = ns["train_regressor"](

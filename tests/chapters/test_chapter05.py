@@ -8,8 +8,6 @@ deliberate bug each and show the equality checks catch it. ``utils.timing`` is t
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +16,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 
 from tests.factories import notebook_namespace, tagged_source
 from utils.checks.references import named_weights
-from utils.timing import best_of, measure
 
 NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"
 
@@ -246,25 +243,6 @@ def test_bucket_batches_cover_everything_and_reduce_padding(ch5):
         ch5["bucket_batches"]([], 4)
 
 
-def test_data_layer_helpers_behave_as_the_chapter_says():
-    """Section 6 describes utils.data's BucketBatchSampler and pad_collate: keep the text true."""
-    from utils.data import BucketBatchSampler, pad_collate
-
-    lengths = [5, 30, 6, 29, 7, 28, 8, 27] * 4
-    sampler = BucketBatchSampler(lengths, 4, pool_factor=8, seed=0)  # one pool of 32
-    first = list(sampler)
-    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
-    for batch in first:  # each pool is sorted by length before it is cut: similar lengths together
-        assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 3
-    assert list(sampler) == first  # same order again until set_epoch is called
-    sampler.set_epoch(1)
-    assert list(sampler) != first
-    batch = pad_collate([([3, 4, 5], 1), ([6], 0)])
-    assert batch["X"].tolist() == [[3, 4, 5], [6, 0, 0]]
-    assert batch["lengths"].tolist() == [3, 1] and batch["Y"].tolist() == [1, 0]
-    assert batch["mask"].tolist() == [[True, True, True], [True, False, False]]
-
-
 def test_padding_fraction_known_answer(ch5):
     # batches [0, 1] (lengths 2, 4 -> area 8) and [2] (length 3 -> area 3): 9 real of 11
     assert ch5["padding_fraction"]([[0, 1], [2]], [2, 4, 3]) == pytest.approx(2 / 11)
@@ -299,36 +277,3 @@ def test_learned_init_gru(ch5):
     assert not torch.allclose(out, model.gru(X)[0])  # the learned state is really used
     out.sum().backward()
     assert model.h0.grad.abs().sum() > 0
-
-
-# --------------------------------------------------------------------------- utils.timing
-def test_measure_and_best_of():
-    calls = []
-
-    def work():
-        calls.append(1)
-        time.sleep(0.01)
-
-    seconds = measure(work, repeats=3, warmup=2)
-    assert len(seconds) == 3 and len(calls) == 5
-    assert all(s >= 0.009 for s in seconds)
-    assert 0.009 <= best_of(work, repeats=2) < 0.5
-
-
-def test_best_of_is_the_minimum(monkeypatch):
-    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # durations 5, 1, 3
-    monkeypatch.setattr("utils.timing.time.perf_counter", lambda: next(ticks))
-    assert best_of(lambda: None, repeats=3) == 1.0
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"repeats": 0}, {"repeats": 1.5}, {"warmup": -1}, {"repeats": True}]
-)
-def test_timing_rejects_bad_counts(kwargs):
-    with pytest.raises(ValueError, match="must be an int"):
-        measure(lambda: None, **kwargs)
-
-
-def test_timing_rejects_non_callables():
-    with pytest.raises(TypeError, match="function to call"):
-        best_of(3.0)

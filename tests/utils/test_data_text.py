@@ -148,3 +148,22 @@ def test_a_failed_load_never_returns_a_stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DatasetUnavailableError):
         load_dataset("eng-fra", progress=False)
+
+
+def test_data_layer_helpers_behave_as_the_chapter_says():
+    """Chapter 5, Section 6 describes utils.data's BucketBatchSampler and pad_collate: keep the text true."""
+    from utils.data import BucketBatchSampler, pad_collate
+
+    lengths = [5, 30, 6, 29, 7, 28, 8, 27] * 4
+    sampler = BucketBatchSampler(lengths, 4, pool_factor=8, seed=0)  # one pool of 32
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
+    for batch in first:  # each pool is sorted by length before it is cut: similar lengths together
+        assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 3
+    assert list(sampler) == first  # same order again until set_epoch is called
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    batch = pad_collate([([3, 4, 5], 1), ([6], 0)])
+    assert batch["X"].tolist() == [[3, 4, 5], [6, 0, 0]]
+    assert batch["lengths"].tolist() == [3, 1] and batch["Y"].tolist() == [1, 0]
+    assert batch["mask"].tolist() == [[True, True, True], [True, False, False]]
