@@ -26,7 +26,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from utils.checks.core import CheckError, check_finite, check_shape, check_type, fail, run_safely
+from utils.checks.core import (
+    CheckError,
+    check_finite,
+    check_shape,
+    check_type,
+    fail,
+    rel_error,
+    run_safely,
+)
 
 __all__ = ["Cause", "CheckError", "as_array", "call", "compare", "describe", "fail", "unpack"]
 
@@ -134,20 +142,14 @@ def _generic_cause(got: np.ndarray, want: np.ndarray) -> str | None:
         return "It is all zeros: is it computed (and accumulated) before it is returned?"
     if np.allclose(got, -want, rtol=1e-6, atol=1e-12):
         return "It has the wrong sign."
-    if want.ndim == 2 and want.shape[0] == want.shape[1] and _rel(got, want.T) < 1e-6:
+    if want.ndim == 2 and want.shape[0] == want.shape[1] and rel_error(got, want.T) < 1e-6:
         return "It equals the transpose of the reference: check the order of the matmul."
     denom = float(np.sum(want * want))
     if denom > 0 and want.size > 1:  # any wrong scalar is "the reference times c"
         c = float(np.sum(got * want)) / denom
-        if abs(c - 1) > 1e-3 and _rel(got, c * want) < 1e-6:
+        if abs(c - 1) > 1e-3 and rel_error(got, c * want) < 1e-6:
             return f"It is the reference times {c:.4g}: a missing or extra factor?"
     return None
-
-
-def _rel(x: np.ndarray, y: np.ndarray) -> float:
-    if x.size == 0:
-        return 0.0
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
 def compare(
@@ -186,7 +188,7 @@ def compare(
             f"It is {got.dtype}: keep {dtype} (the inputs are {dtype}; do not cast them).",
         )
     got = got.astype(np.float64)
-    err = _rel(got, want)
+    err = rel_error(got, want)
     if err < threshold:
         return err
     head = (
@@ -194,7 +196,7 @@ def compare(
     )
     for variant, explanation in causes:
         variant = np.asarray(variant)
-        if variant.shape == got.shape and _rel(got, variant) < match:
+        if variant.shape == got.shape and rel_error(got, variant) < match:
             raise fail(head, explanation)
     generic = _generic_cause(got, want)
     if generic:
