@@ -4,7 +4,7 @@ Small modules, one concern each, meant to be read:
 
 - ``utils.env``      environment flags and folders (FAST mode, data cache, exports)
 - ``utils.config``   seeds, device choice, ``setup()`` and ``pick()`` for notebooks
-- ``utils.plot``     heatmaps, curves, gradient-norm plots
+- ``utils.plot``     heatmaps, curves, gradient-norm plots; ``utils.diagrams`` LSTM and GRU cell diagrams
 - ``utils.train``    one small training loop with a progress bar and clipping
 - ``utils.checks``   self-checks that explain what went wrong: the generic checks,
   the diagnosis engine every lab uses, the weight references between the
