@@ -175,6 +175,24 @@ def test_forecaster_spectral_radius(ns):
     assert model(torch.zeros(3, 7, 1)).shape == (3,)
 
 
+def test_train_forecaster_records_sigma_max_before_each_step(ns):
+    """history["sigma max"][k] is sigma_max(W_hh) at the weights step k's gradient was taken at."""
+    X, Y = _regression_data()
+    torch.manual_seed(0)
+    model = ns["Forecaster"](hidden_size=8, spectral_radius=1.2)
+    snapshots = []
+    model.register_forward_pre_hook(
+        lambda m, args: snapshots.append(m.rnn.weight_hh_l0.detach().clone())
+    )
+    history = ns["train_forecaster"](model, X, Y, clip="norm", threshold=1.0, epochs=1, lr=0.05)
+    assert history["sigma max"][0] == pytest.approx(1.2, rel=1e-5)  # orthogonal Q times 1.2
+    expected = [torch.linalg.matrix_norm(W, 2).item() for W in snapshots]
+    np.testing.assert_allclose(history["sigma max"], expected, rtol=1e-6)
+    # the mutation: sigma_max read after optimizer.step() would record the next step's
+    # weights, expected[1:]; the test tells the two apart
+    assert not np.allclose(history["sigma max"][:-1], expected[1:], rtol=1e-6)
+
+
 def test_train_forecaster_rejects_unknown_clip(ns):
     X, Y = _regression_data()
     with pytest.raises(ValueError, match="clip must be"):
@@ -219,10 +237,113 @@ def test_tbptt_single_chunk_is_full_bptt(ns):
         torch.testing.assert_close(p, q)
 
 
-def test_tbptt_rejects_bad_num_steps(ns):
+@pytest.mark.parametrize("num_steps", [0, -3, 2.5, True, [], [10, 10], [60, 0], [30, 30.0]])
+def test_tbptt_rejects_bad_num_steps(ns, num_steps):
     rnn, head, optimizer = ns["make_stream_model"](hidden_size=4)
     with pytest.raises(ValueError, match="num_steps"):
-        ns["tbptt_epoch"](rnn, head, _stream(), 0, optimizer)
+        ns["tbptt_epoch"](rnn, head, _stream(), num_steps, optimizer)  # the stream has 60 steps
+
+
+@pytest.mark.parametrize(("k", "expected"), [(25, [25, 25, 10]), (60, [60]), (7, [7] * 8 + [4])])
+def test_chunk_lengths_of_an_int(ns, k, expected):
+    assert ns["chunk_lengths"](k, 60) == expected
+
+
+def test_tbptt_with_a_list_of_lengths_equals_the_int_version(ns):
+    """[10] * 6 is what num_steps=10 does: the same losses and the same weights after."""
+    stream = _stream()  # 60 steps of inputs
+    a = ns["make_stream_model"](hidden_size=4)
+    b = ns["make_stream_model"](hidden_size=4)
+    loss_a = ns["tbptt_epoch"](*a[:2], stream, 10, a[2])
+    loss_b = ns["tbptt_epoch"](*b[:2], stream, [10] * 6, b[2])
+    assert loss_a == pytest.approx(loss_b, rel=1e-12)
+    for p, q in zip(a[0].parameters(), b[0].parameters()):
+        torch.testing.assert_close(p, q)
+    # and other lengths make other updates (the list is used, not ignored)
+    c = ns["make_stream_model"](hidden_size=4)
+    ns["tbptt_epoch"](*c[:2], stream, [3, 50, 7], c[2])
+    assert not torch.allclose(c[0].weight_hh_l0, a[0].weight_hh_l0)
+
+
+# --------------------------------------------------------------------------- randomized truncation
+def _segment_problems(random_segments, total=2_000, mean_length=25.0):
+    """What is wrong with a random_segments function, as a list of strings (empty: nothing)."""
+    problems = []
+
+    def draw(seed):
+        return random_segments(total, mean_length, np.random.default_rng(seed))
+
+    first = draw(0)
+    if sum(first) != total:
+        problems.append(f"lengths sum to {sum(first)}, not {total}")
+    if not all(isinstance(k, int) and k >= 1 for k in first):
+        problems.append("a length is not a positive int")
+    if draw(0) != first:
+        problems.append("the same seed gave other lengths")
+    if draw(1) == first or len(set(first)) < 5:
+        problems.append("the lengths are not random")
+    rng = np.random.default_rng(2)
+    many = [k for _ in range(50) for k in random_segments(total, mean_length, rng)[:-1]]
+    if abs(np.mean(many) - mean_length) > 0.05 * mean_length:  # the last (cut) one left out
+        problems.append(f"mean length {np.mean(many):.1f}, asked {mean_length}")
+    return problems
+
+
+def test_random_segments_sum_to_total_are_seeded_and_have_the_mean_asked(ns):
+    assert _segment_problems(ns["random_segments"]) == []
+    assert _segment_problems(ns["random_segments"], total=249, mean_length=5) == []
+
+
+@pytest.mark.parametrize("total,mean_length", [(1, 25), (249, 25), (30, 1), (100, 200)])
+def test_random_segments_edge_cases(ns, total, mean_length):
+    lengths = ns["random_segments"](total, mean_length, np.random.default_rng(0))
+    assert sum(lengths) == total and min(lengths) >= 1
+    if mean_length == 1:
+        assert lengths == [1] * total  # geometric with p = 1 is always 1
+    assert ns["chunk_lengths"](lengths, total) == lengths  # tbptt_epoch accepts them
+
+
+def test_random_segments_rejects_bad_arguments(ns):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="total"):
+        ns["random_segments"](0, 25, rng)
+    with pytest.raises(ValueError, match="mean_length"):
+        ns["random_segments"](100, 0.5, rng)
+
+
+def _no_cut(total, mean_length, rng):  # the last segment is not cut to fit
+    lengths = []
+    while sum(lengths) < total:
+        lengths.append(int(rng.geometric(1 / mean_length)))
+    return lengths
+
+
+def _unseeded(total, mean_length, rng):  # ignores the generator it is given
+    return _cut(total, [int(k) for k in np.random.default_rng().geometric(1 / mean_length, total)])
+
+
+def _fixed(total, mean_length, rng):  # regular truncation in disguise
+    k = int(mean_length)
+    return [k] * (total // k) + [total % k] * (total % k > 0)
+
+
+def _wrong_mean(total, mean_length, rng):  # p = 1 / (2 * mean): twice as long on average
+    return _cut(total, [int(k) for k in rng.geometric(1 / (2 * mean_length), total)])
+
+
+def _cut(total, lengths):
+    out = []
+    for k in lengths:
+        out.append(min(k, total - sum(out)))
+        if sum(out) == total:
+            return out
+    return out
+
+
+@pytest.mark.parametrize("mutant", [_no_cut, _unseeded, _fixed, _wrong_mean])
+def test_segment_checks_catch_broken_versions(mutant):
+    """The checks above can fail: each broken version is rejected."""
+    assert _segment_problems(mutant) != []
 
 
 # --------------------------------------------------------------------------- utils.gradients
