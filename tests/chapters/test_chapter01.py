@@ -7,8 +7,6 @@ by ``utils.checks.references.named_weights`` (as the chapter does).
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ from torch import nn
 
 from tests.factories import notebook_namespace
 from utils.checks.references import named_weights
-from utils.widgets import RNN_INPUTS, interactive, plot_rnn_dynamics, rnn_dynamics
 
 NOTEBOOK = "notebooks/01_sequences_and_rnns.ipynb"
 SHAPES = [(1, 1, 1, 1), (2, 5, 3, 4), (3, 7, 5, 2), (4, 3, 2, 6)]  # (N, T, D, H)
@@ -233,115 +230,3 @@ def test_scratch_rnn_rejects_bad_input(ch1, shape):
     model = ch1["ScratchRNN"](input_size=3, hidden_size=5)
     with pytest.raises(ValueError, match=r"X must have shape \(N, T, D=3\)"):
         model(torch.zeros(shape))
-
-
-# --- utils/widgets/ch01.py: the plain function behind the slider -----------------------------
-
-
-def _nn_rnn_reference(W_xh, W_hh, x):
-    """nn.RNN (no bias) with the given row-convention weights run on x: (T,); returns (T, H)."""
-    W_xh, W_hh = np.asarray(W_xh, dtype=float), np.asarray(W_hh, dtype=float)
-    H = W_hh.shape[0]
-    rnn = nn.RNN(1, H, bias=False, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(torch.as_tensor(W_xh).T)
-        rnn.weight_hh_l0.copy_(torch.as_tensor(W_hh).T)
-        outputs, _ = rnn(torch.as_tensor(x, dtype=torch.float64).reshape(1, -1, 1))
-    return outputs[0].numpy()
-
-
-@pytest.mark.parametrize("inputs", RNN_INPUTS)
-@pytest.mark.parametrize("w_hh,input_scale", [(0.9, 1.0), (1.5, 0.5), (-0.7, 2.0)])
-def test_one_unit_dynamics_equal_nn_rnn(inputs, w_hh, input_scale):
-    T = 12
-    t = np.arange(T)
-    x = {"pulse": t == 0, "constant": np.ones(T), "alternating": (-1.0) ** t}[inputs]
-    H = rnn_dynamics(w_hh, input_scale, inputs=inputs, num_steps=T)
-    assert H.shape == (T, 1)
-    expected = _nn_rnn_reference([[input_scale]], [[w_hh]], x.astype(float))
-    np.testing.assert_allclose(H, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_two_units_rotate_by_the_given_angle():
-    """Near zero (tiny input) and with w_hh = 1 the state turns by `rotation` degrees per step."""
-    H = rnn_dynamics(1.0, 1e-4, hidden_size=2, rotation=30.0, num_steps=6)
-    assert H.shape == (6, 2)
-    angles = np.degrees(np.arctan2(H[:, 1], H[:, 0]))
-    np.testing.assert_allclose(np.diff(angles), 30.0, atol=1e-3)
-    np.testing.assert_allclose(np.linalg.norm(H, axis=1), 1e-4, rtol=1e-3)
-    # and shrinks by w_hh per step when w_hh < 1
-    H = rnn_dynamics(0.8, 1e-4, hidden_size=2, rotation=45.0, num_steps=5)
-    norms = np.linalg.norm(H, axis=1)
-    np.testing.assert_allclose(norms[1:] / norms[:-1], 0.8, rtol=1e-3)
-
-
-def test_the_regimes_the_chapter_describes():
-    decay = rnn_dynamics(0.5, num_steps=20)[:, 0]
-    assert decay[0] == pytest.approx(math.tanh(1.0)) and abs(decay[-1]) < 1e-4
-    assert np.all(np.diff(decay) < 0)
-    held = rnn_dynamics(1.5, num_steps=60)[:, 0]
-    h_star = held[-1]
-    assert h_star > 0.8 and h_star == pytest.approx(math.tanh(1.5 * h_star), abs=1e-9)
-    flips = rnn_dynamics(-0.9, num_steps=10)[:, 0]
-    assert np.all(np.sign(flips[1:]) == -np.sign(flips[:-1]))
-    saturated = rnn_dynamics(0.5, 3.0, inputs="constant", num_steps=10)[:, 0]
-    assert saturated[-1] > 0.99
-
-
-def test_plot_returns_axes_with_one_line_per_unit():
-    ax = plot_rnn_dynamics()
-    assert isinstance(ax, plt.Axes)
-    data_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 30]
-    assert len(data_lines) == 1
-    np.testing.assert_allclose(data_lines[0].get_ydata(), rnn_dynamics()[:, 0])
-    assert "w_hh=0.9" in ax.get_title()
-
-    _, given = plt.subplots()
-    ax2 = plot_rnn_dynamics(0.95, hidden_size=2, rotation=30, num_steps=12, ax=given)
-    assert ax2 is given
-    assert len([ln for ln in ax2.get_lines() if len(ln.get_xdata()) == 12]) == 2
-
-
-@pytest.mark.parametrize(
-    "kwargs,match",
-    [
-        ({"hidden_size": 3}, "hidden_size must be 1 or 2"),
-        ({"inputs": "noise"}, "inputs must be one of"),
-        ({"num_steps": 0}, "num_steps must be a positive integer"),
-        ({"num_steps": 2.5}, "num_steps must be a positive integer"),
-        ({"w_hh": float("nan")}, "w_hh must be a finite number"),
-        ({"w_hh": "0.9"}, "w_hh must be a finite number"),
-        ({"input_scale": float("inf")}, "input_scale must be a finite number"),
-        ({"rotation": None}, "rotation must be a finite number"),
-    ],
-)
-def test_bad_arguments_raise_a_clear_value_error(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        rnn_dynamics(**kwargs)
-    with pytest.raises(ValueError, match=match):
-        plot_rnn_dynamics(**kwargs)
-
-
-def test_interactive_wraps_the_plain_function_with_its_defaults():
-    calls = []
-
-    def plot(w_hh=0.9, input_scale=1.0, *, hidden_size=1):
-        calls.append((w_hh, input_scale, hidden_size))
-        return plot_rnn_dynamics(w_hh, input_scale, hidden_size=hidden_size)
-
-    wrapped = interactive(plot, w_hh=(-2.0, 2.0, 0.1), hidden_size=[1, 2])
-    sliders = {w.description: w for w in wrapped.widget.children if hasattr(w, "description")}
-    assert sliders["w_hh"].value == pytest.approx(0.9)  # the function's default, not mid-range
-    assert sliders["hidden_size"].value == 1
-    assert calls[-1] == (0.9, 1.0, 1)  # drawn once at once
-    sliders["w_hh"].value = -0.5
-    assert calls[-1] == (-0.5, 1.0, 1)  # redrawn when the slider moves
-
-
-def test_interactive_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="no argument named 'wHH'"):
-        interactive(plot_rnn_dynamics, wHH=(0.0, 1.0))
-    with pytest.raises(ValueError, match="at least one control"):
-        interactive(plot_rnn_dynamics)
-    with pytest.raises(TypeError, match="plotting function"):
-        interactive("plot_rnn_dynamics", w_hh=(0.0, 1.0))
