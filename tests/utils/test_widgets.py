@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from utils.checks.references import rnn_from_weights
 from utils.widgets import (
     RNN_INPUTS,
     bptt_grad_norms,
