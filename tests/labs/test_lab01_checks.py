@@ -1,25 +1,39 @@
 """The visible checks of Lab 1 accept the solution and reject broken code with the right hint.
 
-The correct functions come from the solution notebook itself (the code cells
-with nbgrader solution metadata); each broken variant is a small text mutation
-of that code, or a wrapper that breaks what a function returns.
+The correct functions come from the solution notebook itself (its exercise
+cells); each broken variant is a small text mutation of that code, or a wrapper
+that breaks what a function returns (tests/labs/harness.py runs them all).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 import nbformat
 import numpy as np
 import pytest
+import torch
 
 from tests.factories import ROOT
-from utils.checks import lab01 as lc
+from tests.labs.harness import (
+    Mutation,
+    assert_accepts,
+    edit,
+    garbage,
+    load_solution,
+    parametrize,
+    run_mutation,
+    solution_sources,
+    wrap,
+)
 from utils.checks import CheckError
+from utils.checks import lab01 as lc
 from utils.instructor import labgen
+from utils.instructor.notebook import HIDDEN, MARKERS, RAISES, SOLUTION, fenced_lines, nbgrader_meta
 
-SOLUTION = ROOT / "solutions" / "lab01_rnn_from_scratch.ipynb"
+SOLUTION_PATH = ROOT / "solutions" / "lab01_rnn_from_scratch.ipynb"
 LAB = ROOT / "labs" / "lab01_rnn_from_scratch.ipynb"
 
 CHECKS = {
@@ -32,58 +46,23 @@ CHECKS = {
     "clip_grad_norm": lc.check_clip_grad_norm,
 }
 
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {}) or {}
-
-
-def _solution_sources(path) -> list[str]:
-    nb = nbformat.read(path, as_version=4)
-    return [c.source for c in nb.cells if c.cell_type == "code" and _nbgrader(c).get("solution")]
-
-
-def _namespace(sources: list[str]) -> dict:
-    ns: dict = {"np": np, "__name__": "lab01_solution"}
-    for src in sources:
-        exec(compile(src, str(SOLUTION), "exec"), ns)
-    return ns
-
-
-SOURCES = _solution_sources(SOLUTION)
-
-
-def mutated(name: str, old: str, new: str):
-    """The function ``name`` from the solution, with ``old`` replaced by ``new`` (exactly once)."""
-    hits = [i for i, src in enumerate(SOURCES) if old in src]
-    assert len(hits) == 1 and SOURCES[hits[0]].count(old) == 1, (
-        f"mutation target not unique: {old!r}"
-    )
-    sources = list(SOURCES)
-    sources[hits[0]] = sources[hits[0]].replace(old, new)
-    return _namespace(sources)[name]
-
-
-@pytest.fixture(scope="module")
-def solution() -> dict:
-    return _namespace(SOURCES)
+SOL = load_solution(SOLUTION_PATH)
 
 
 # ----------------------------------------------------------------------------- the solution passes
 
 
-def test_solution_defines_every_exercise(solution):
-    assert set(CHECKS) <= set(solution)
+def test_solution_defines_every_exercise():
+    assert set(CHECKS) <= set(SOL)
 
 
 @pytest.mark.parametrize("name", CHECKS)
-def test_check_accepts_the_solution(solution, name, capsys):
-    CHECKS[name](solution[name])
-    out = capsys.readouterr().out
-    assert out.startswith(f"[PASS] {name}:"), out
+def test_check_accepts_the_solution(name):
+    assert_accepts(CHECKS[name], SOL[name], name)
 
 
 @pytest.mark.parametrize("name", CHECKS)
-def test_check_accepts_the_solution_on_other_sizes(solution, name):
+def test_check_accepts_the_solution_on_other_sizes(name):
     sizes = {
         "rnn_step_forward": dict(N=2, D=3, H=6, seed=7),
         "rnn_forward": dict(N=2, T=3, D=5, H=2, seed=7),
@@ -93,419 +72,222 @@ def test_check_accepts_the_solution_on_other_sizes(solution, name):
         "loss_and_grads": dict(N=3, T=3, V=5, H=4, seed=7),
         "clip_grad_norm": dict(seed=7),
     }[name]
-    CHECKS[name](solution[name], **sizes)
+    assert_accepts(CHECKS[name], SOL[name], name, **sizes)
+
+
+def test_solution_code_uses_numpy_only():
+    """The lab's rule: no torch in the functions (the checks use it as the reference)."""
+    for source in solution_sources(SOLUTION_PATH):
+        assert "torch" not in source, source
+
+
+def test_the_check_module_holds_no_answer():
+    """The module defines no public function but the checks: in particular nothing
+    that returns (loss, grads) for given params, the answer to Exercise 6."""
+    own = [
+        name
+        for name, value in vars(lc).items()
+        if callable(value) and getattr(value, "__module__", None) == lc.__name__
+    ]
+    assert sorted(n for n in own if not n.startswith("_")) == sorted(f"check_{n}" for n in CHECKS)
+    assert not hasattr(lc, "torch_loss_and_grads")
 
 
 # ----------------------------------------------------------------------------- broken code is rejected
 
+
+def text(name: str, old: str, new: str, check: str, words: str) -> Mutation:
+    """A mutation that replaces ``old`` by ``new`` in the solution and runs the check
+    ``check`` on the function of that name (which may call the changed function)."""
+    return Mutation(name, check, edit(check, old, new), words)
+
+
+STEP = "h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)"
+CACHE = "    cache = (x_t, h_prev, h_t, W_xh, W_hh)\n"
+DSTATES = "    dscores /= N * T\n"
+ACCUMULATE = "        dW_xh += dW_xh_t\n        dW_hh += dW_hh_t\n        db_h += db_h_t"
+SCALE = "scale = min(1.0, max_norm / (total_norm + 1e-6))"
+CLIPPED = "clipped = {name: g * scale for name, g in grads.items()}"
+NORM = "total_norm = float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))"
+LOOP_BACK = "for t in reversed(range(T)):"
+CALL = "h_t, cache = rnn_step_forward(X[:, t, :], h_t, W_xh, W_hh, b_h)"
+
+
+def _float32(fn):
+    def wrapper(*args):
+        h_t, cache = fn(*args)
+        return h_t.astype(np.float32), cache
+
+    return wrapper
+
+
+def _halves_h_prev(fn):
+    def wrapper(x_t, h_prev, W_xh, W_hh, b_h):
+        h_prev *= 0.5
+        return fn(x_t, h_prev, W_xh, W_hh, b_h)
+
+    return wrapper
+
+
 MUTATIONS = [
-    # (id, function, old, new, check, expected words in the message)
-    (
-        "forward: missing tanh",
-        "rnn_step_forward",
-        "h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)",
-        "h_t = x_t @ W_xh + h_prev @ W_hh + b_h",
-        "rnn_step_forward",
-        "before tanh",
-    ),
-    (
-        "forward: transposed W_hh",
-        "rnn_step_forward",
-        "h_prev @ W_hh + b_h",
-        "h_prev @ W_hh.T + b_h",
-        "rnn_step_forward",
-        "W_hh transposed",
-    ),
-    (
-        "forward: missing bias",
-        "rnn_step_forward",
-        "h_prev @ W_hh + b_h)",
-        "h_prev @ W_hh)",
-        "rnn_step_forward",
-        "bias b_h is missing",
-    ),
-    (
-        "forward: transposed W_xh",
-        "rnn_step_forward",
-        "x_t @ W_xh +",
-        "x_t @ W_xh.T +",
-        "rnn_step_forward",
-        "raised ValueError",
-    ),
-    (
-        "sequence: off by one in time (stores h_{t-1})",
-        "rnn_forward",
-        "        h_t, cache = rnn_step_forward(X[:, t, :], h_t, W_xh, W_hh, b_h)\n        steps.append(h_t)",
-        "        steps.append(h_t)\n        h_t, cache = rnn_step_forward(X[:, t, :], h_t, W_xh, W_hh, b_h)",
-        "rnn_forward",
-        "Off by one in time",
-    ),
-    (
-        "sequence: every step from h0",
-        "rnn_forward",
-        "rnn_step_forward(X[:, t, :], h_t,",
-        "rnn_step_forward(X[:, t, :], h0,",
-        "rnn_forward",
-        "h_t must use h_{t-1}",
-    ),
-    (
-        "sequence: time-major shape",
-        "rnn_forward",
-        "np.stack(steps, axis=1)",
-        "np.stack(steps, axis=0)",
-        "rnn_forward",
-        "has shape (6, 3, 5), expected (3, 6, 5)",
-    ),
-    (
-        "sequence: time reversed",
-        "rnn_forward",
-        "for t in range(T):",
-        "for t in reversed(range(T)):",
-        "rnn_forward",
-        "The sequence is read backward",
-    ),
-    (
-        "loss: sum instead of mean",
-        "temporal_softmax_loss",
-        "axis=-1).mean()",
-        "axis=-1).sum()",
-        "temporal_softmax_loss",
-        "divide by N * T",
-    ),
-    (
-        "loss: dscores not divided by N*T",
-        "temporal_softmax_loss",
-        "    dscores /= N * T\n",
-        "",
-        "temporal_softmax_loss",
-        "N * T times too large",
-    ),
-    (
-        "loss: unstable softmax",
-        "temporal_softmax_loss",
-        "shifted = scores - scores.max(axis=-1, keepdims=True)",
-        "shifted = scores",
-        "temporal_softmax_loss",
-        "np.exp overflows",
-    ),
-    (
-        "loss: wrong sign of dscores",
-        "temporal_softmax_loss",
-        "    dscores /= N * T\n",
-        "    dscores /= -N * T\n",
-        "temporal_softmax_loss",
-        "wrong sign",
-    ),
-    (
-        "sequence: h0 ignored",
-        "rnn_forward",
-        "    h_t = h0\n",
-        "    h_t = np.zeros_like(h0)\n",
-        "rnn_forward",
-        "h0 is not used",
-    ),
-    (
-        "forward: a_t stored in the cache instead of h_t",
-        "rnn_step_forward",
-        "    cache = (x_t, h_prev, h_t, W_xh, W_hh)\n",
-        "    cache = (x_t, h_prev, np.arctanh(h_t), W_xh, W_hh)\n",
-        "rnn_step_forward",
-        "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)`",
-    ),
-    (
-        "forward: b_h added to the cache",
-        "rnn_step_forward",
-        "    cache = (x_t, h_prev, h_t, W_xh, W_hh)\n",
-        "    cache = (x_t, h_prev, h_t, W_xh, W_hh, b_h)\n",
-        "rnn_step_forward",
-        "cache is a tuple of 6 items, expected the tuple of 5",
-    ),
-    (
-        "loss: dscores averaged over N only",
-        "temporal_softmax_loss",
-        "    dscores /= N * T\n",
-        "    dscores /= N\n",
-        "temporal_softmax_loss",
-        "dscores is averaged over N only",
-    ),
-    (
-        "step backward: tanh derivative from h_prev",
-        "rnn_step_backward",
-        "da_t = dh_t * (1.0 - h_t**2)",
-        "da_t = dh_t * (1.0 - h_prev**2)",
-        "rnn_step_backward",
-        "db_h is the sum over the batch of da_t",
-    ),
-    (
-        "step backward: dW_xh from dh_t instead of da_t",
-        "rnn_step_backward",
-        "dW_xh = x_t.T @ da_t",
-        "dW_xh = x_t.T @ dh_t",
-        "rnn_step_backward",
-        "It misses the tanh derivative",
-    ),
-    (
-        "step backward: dW_xh with the batch rows misaligned",
-        "rnn_step_backward",
-        "dW_xh = x_t.T @ da_t",
-        "dW_xh = x_t.T @ da_t[::-1]",
-        "rnn_step_backward",
-        "db_h is right, so da_t is right: dW_xh = x_t^T da_t",
-    ),
-    (
-        "model: h0 ignored",
-        "loss_and_grads",
-        "states, caches = rnn_forward(X, h0,",
-        "states, caches = rnn_forward(X, 0.0 * h0,",
-        "loss_and_grads",
-        "h0 is not used: pass the argument h0",
-    ),
-    (
-        "model: b_q missing from the scores",
-        "loss_and_grads",
-        "scores = states @ W_hq + b_q",
-        "scores = states @ W_hq",
-        "loss_and_grads",
-        "b_q is missing",
-    ),
-    (
-        "step backward: missing tanh derivative",
-        "rnn_step_backward",
-        "da_t = dh_t * (1.0 - h_t**2)",
-        "da_t = dh_t",
-        "rnn_step_backward",
-        "tanh derivative: multiply dh_t by (1 - h_t**2)",
-    ),
-    (
-        "step backward: dW_hh transposed",
-        "rnn_step_backward",
-        "dW_hh = h_prev.T @ da_t",
-        "dW_hh = da_t.T @ h_prev",
-        "rnn_step_backward",
-        "transpose of the reference: check the order of the matmul",
-    ),
-    (
-        "step backward: dW_xh transposed",
-        "rnn_step_backward",
-        "dW_xh = x_t.T @ da_t",
-        "dW_xh = da_t.T @ x_t",
-        "rnn_step_backward",
-        "dW_xh has shape (5, 4), expected (4, 5)",
-    ),
-    (
-        "step backward: dh_prev through W_hh untransposed",
-        "rnn_step_backward",
-        "dh_prev = da_t @ W_hh.T",
-        "dh_prev = da_t @ W_hh",
-        "rnn_step_backward",
-        "flows back through W_hh",
-    ),
-    (
-        "step backward: db_h not summed over the batch",
-        "rnn_step_backward",
-        "db_h = da_t.sum(axis=0)",
-        "db_h = da_t",
-        "rnn_step_backward",
-        "db_h has shape (3, 5), expected (5,)",
-    ),
-    (
-        "step backward: wrong sign",
-        "rnn_step_backward",
-        "db_h = da_t.sum(axis=0)",
-        "db_h = -da_t.sum(axis=0)",
-        "rnn_step_backward",
-        "wrong sign",
-    ),
-    (
-        "BPTT: missing tanh derivative (in the step)",
-        "rnn_backward",
-        "da_t = dh_t * (1.0 - h_t**2)",
-        "da_t = dh_t",
-        "rnn_backward",
-        "tanh derivative",
-    ),
-    (
-        "BPTT: gradients not accumulated over time",
-        "rnn_backward",
-        "        dW_xh += dW_xh_t\n        dW_hh += dW_hh_t\n        db_h += db_h_t",
-        "        dW_xh = dW_xh_t\n        dW_hh = dW_hh_t\n        db_h = db_h_t",
-        "rnn_backward",
-        "accumulate dW over t",
-    ),
-    (
-        "BPTT: only the last step's gradient (loop forward, overwrite)",
-        "rnn_backward",
-        "        dW_xh += dW_xh_t\n        dW_hh += dW_hh_t\n        db_h += db_h_t",
-        "        if t == T - 1:\n            dW_xh, dW_hh, db_h = dW_xh_t, dW_hh_t, db_h_t",
-        "rnn_backward",
-        "Only the last time step's gradient is counted",
-    ),
-    (
-        "BPTT: off by one in time (t = 0 skipped)",
-        "rnn_backward",
-        "for t in reversed(range(T)):",
-        "for t in reversed(range(1, T)):",
-        "rnn_backward",
-        "Off by one in time",
-    ),
-    (
-        "BPTT: off by one in time (last step skipped)",
-        "rnn_backward",
-        "for t in reversed(range(T)):",
-        "for t in reversed(range(T - 1)):",
-        "rnn_backward",
-        "Off by one in time",
-    ),
-    (
-        "BPTT: dh_prev not carried back",
-        "rnn_backward",
-        "dstates[:, t] + dh_next, caches[t]",
-        "dstates[:, t], caches[t]",
-        "rnn_backward",
-        "does not flow back through time",
-    ),
-    (
-        "model: output layer gradient from the last step only",
-        "loss_and_grads",
-        "dW_hq = states.reshape(-1, H).T @ dscores.reshape(-1, V)",
-        "dW_hq = states[:, -1].T @ dscores[:, -1]",
-        "loss_and_grads",
-        "applied at every time step",
-    ),
-    (
-        "model: dW_hh transposed (via the step)",
-        "loss_and_grads",
-        "dW_hh = h_prev.T @ da_t",
-        "dW_hh = da_t.T @ h_prev",
-        "loss_and_grads",
-        "transpose of the reference",
-    ),
-    (
-        "model: missing key",
-        "loss_and_grads",
-        ', "b_q": db_q}',
-        "}",
-        "loss_and_grads",
-        "missing ['b_q']",
-    ),
-    (
-        "clip: always rescaled",
-        "clip_grad_norm",
-        "scale = min(1.0, max_norm / (total_norm + 1e-6))",
-        "scale = max_norm / (total_norm + 1e-6)",
-        "clip_grad_norm",
-        "only scale down, never up",
-    ),
-    (
-        "clip: never clipped",
-        "clip_grad_norm",
-        "scale = min(1.0, max_norm / (total_norm + 1e-6))",
-        "scale = 1.0",
-        "clip_grad_norm",
-        "Nothing was clipped",
-    ),
-    (
-        "clip: elementwise np.clip",
-        "clip_grad_norm",
-        "clipped = {name: g * scale for name, g in grads.items()}",
-        "clipped = {name: np.clip(g, -max_norm, max_norm) for name, g in grads.items()}",
-        "clip_grad_norm",
-        "np.clip clips each value",
-    ),
-    (
-        "clip: per-array norm",
-        "clip_grad_norm",
-        "clipped = {name: g * scale for name, g in grads.items()}",
-        "clipped = {name: g * min(1.0, max_norm / np.linalg.norm(g)) for name, g in grads.items()}",
-        "clip_grad_norm",
-        "its own norm",
-    ),
-    (
-        "clip: squared norm",
-        "clip_grad_norm",
-        "total_norm = float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))",
-        "total_norm = float(sum(np.sum(g**2) for g in grads.values()))",
-        "clip_grad_norm",
-        "squared norm",
-    ),
-    (
-        "clip: modifies grads in place",
-        "clip_grad_norm",
-        "clipped = {name: g * scale for name, g in grads.items()}",
-        "clipped = grads\n    for g in grads.values():\n        g *= scale",
-        "clip_grad_norm",
-        "in place",
-    ),
-]
+    # -- one step forward
+    text("forward: missing tanh", STEP, "h_t = x_t @ W_xh + h_prev @ W_hh + b_h",
+         "rnn_step_forward", "before tanh"),
+    text("forward: transposed W_hh", "h_prev @ W_hh + b_h", "h_prev @ W_hh.T + b_h",
+         "rnn_step_forward", "W_hh transposed"),
+    text("forward: missing bias", "h_prev @ W_hh + b_h)", "h_prev @ W_hh)",
+         "rnn_step_forward", "bias b_h is missing"),
+    text("forward: transposed W_xh", "x_t @ W_xh +", "x_t @ W_xh.T +",
+         "rnn_step_forward", "raised ValueError"),
+    text("forward: bias added outside the tanh", STEP,
+         "h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh) + b_h",
+         "rnn_step_forward", "b_h is added after the tanh"),
+    text("forward: sigmoid instead of tanh", STEP,
+         "h_t = 1 / (1 + np.exp(-(x_t @ W_xh + h_prev @ W_hh + b_h)))",
+         "rnn_step_forward", "It uses the sigmoid"),
+    text("forward: a_t stored in the cache instead of h_t", CACHE,
+         "    cache = (x_t, h_prev, np.arctanh(h_t), W_xh, W_hh)\n",
+         "rnn_step_forward", "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)`"),
+    text("forward: b_h added to the cache", CACHE, "    cache = (x_t, h_prev, h_t, W_xh, W_hh, b_h)\n",
+         "rnn_step_forward", "cache is a tuple of 6 items, expected the tuple of 5"),
+    Mutation("forward: float32", "rnn_step_forward",
+             wrap("rnn_step_forward", _float32),
+             "It is float32: keep float64"),
+    Mutation("forward: changes h_prev in place", "rnn_step_forward",
+             wrap("rnn_step_forward", _halves_h_prev),
+             "changed its argument number 2 (h_prev) in place"),
+    # -- the sequence
+    text("sequence: off by one in time (stores h_{t-1})", f"        {CALL}\n        steps.append(h_t)",
+         f"        steps.append(h_t)\n        {CALL}", "rnn_forward", "Off by one in time"),
+    text("sequence: every step from h0", "rnn_step_forward(X[:, t, :], h_t,",
+         "rnn_step_forward(X[:, t, :], h0,", "rnn_forward", "h_t must use h_{t-1}"),
+    text("sequence: time-major shape", "np.stack(steps, axis=1)", "np.stack(steps, axis=0)",
+         "rnn_forward", "has shape (6, 3, 5), expected (3, 6, 5)"),
+    text("sequence: time reversed", "for t in range(T):", "for t in reversed(range(T)):",
+         "rnn_forward", "The sequence is read backward"),
+    text("sequence: h0 ignored", "    h_t = h0\n", "    h_t = np.zeros_like(h0)\n",
+         "rnn_forward", "h0 is not used"),
+    text("sequence: bias added outside the tanh (in the step)", STEP,
+         "h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh) + b_h", "rnn_forward",
+         "b_h is added after the tanh"),
+    text("sequence: sigmoid instead of tanh (in the step)", STEP,
+         "h_t = 1 / (1 + np.exp(-(x_t @ W_xh + h_prev @ W_hh + b_h)))", "rnn_forward",
+         "It uses the sigmoid"),
+    text("sequence: caches hold W_hh and W_xh swapped", "        caches.append(cache)\n",
+         "        caches.append((*cache[:3], W_hh, W_xh))\n", "rnn_forward",
+         "caches[0][3] (W_xh of step t = 1)"),
+    text("sequence: caches rebuilt after the loop, off by one at t = 2",
+         "    states = np.stack(steps, axis=1)\n",
+         "    states = np.stack(steps, axis=1)\n    caches = [(X[:, t], states[:, t - 1] if t > 1 "
+         "else h0, states[:, t], W_xh, W_hh) for t in range(T)]\n",
+         "rnn_forward", "caches[1][1] (h_prev of step t = 2)"),
+    Mutation("sequence: calls an unfinished step", "rnn_forward",
+             edit("rnn_forward", f"    {STEP}\n", "    raise NotImplementedError()\n"),
+             "rnn_forward calls rnn_step_forward, which is not", NotImplementedError),
+    Mutation("sequence: not a function", "rnn_forward", lambda sol: None,
+             "expected the function rnn_forward"),
+    # -- the loss
+    text("loss: sum instead of mean", "axis=-1).mean()", "axis=-1).sum()",
+         "temporal_softmax_loss", "divide by N * T"),
+    text("loss: dscores not divided by N*T", DSTATES, "", "temporal_softmax_loss",
+         "N * T times too large"),
+    text("loss: unstable softmax", "shifted = scores - scores.max(axis=-1, keepdims=True)",
+         "shifted = scores", "temporal_softmax_loss", "np.exp overflows"),
+    text("loss: wrong sign of dscores", DSTATES, "    dscores /= -N * T\n",
+         "temporal_softmax_loss", "wrong sign"),
+    text("loss: dscores averaged over N only", DSTATES, "    dscores /= N\n",
+         "temporal_softmax_loss", "dscores is averaged over N only"),
+    # -- one step backward
+    text("step backward: tanh derivative from h_prev", "da_t = dh_t * (1.0 - h_t**2)",
+         "da_t = dh_t * (1.0 - h_prev**2)", "rnn_step_backward",
+         "db_h is the sum over the batch of da_t"),
+    text("step backward: dW_xh from dh_t instead of da_t", "dW_xh = x_t.T @ da_t",
+         "dW_xh = x_t.T @ dh_t", "rnn_step_backward", "It misses the tanh derivative"),
+    text("step backward: dW_xh with the batch rows misaligned", "dW_xh = x_t.T @ da_t",
+         "dW_xh = x_t.T @ da_t[::-1]", "rnn_step_backward",
+         "db_h is right, so da_t is right: dW_xh = x_t^T da_t"),
+    text("step backward: missing tanh derivative", "da_t = dh_t * (1.0 - h_t**2)", "da_t = dh_t",
+         "rnn_step_backward", "tanh derivative: multiply dh_t by (1 - h_t**2)"),
+    text("step backward: dW_hh transposed", "dW_hh = h_prev.T @ da_t", "dW_hh = da_t.T @ h_prev",
+         "rnn_step_backward", "transpose of the reference: check the order of the matmul"),
+    text("step backward: dW_xh transposed", "dW_xh = x_t.T @ da_t", "dW_xh = da_t.T @ x_t",
+         "rnn_step_backward", "dW_xh has shape (5, 4), expected (4, 5)"),
+    text("step backward: dh_prev through W_hh untransposed", "dh_prev = da_t @ W_hh.T",
+         "dh_prev = da_t @ W_hh", "rnn_step_backward", "flows back through W_hh"),
+    text("step backward: db_h not summed over the batch", "db_h = da_t.sum(axis=0)",
+         "db_h = da_t", "rnn_step_backward", "db_h has shape (3, 5), expected (5,)"),
+    text("step backward: wrong sign", "db_h = da_t.sum(axis=0)", "db_h = -da_t.sum(axis=0)",
+         "rnn_step_backward", "wrong sign"),
+    # -- BPTT
+    text("BPTT: missing tanh derivative (in the step)", "da_t = dh_t * (1.0 - h_t**2)",
+         "da_t = dh_t", "rnn_backward", "tanh derivative"),
+    text("BPTT: gradients not accumulated over time", ACCUMULATE,
+         "        dW_xh = dW_xh_t\n        dW_hh = dW_hh_t\n        db_h = db_h_t",
+         "rnn_backward", "accumulate dW over t"),
+    text("BPTT: only the last step's gradient (overwrite)", ACCUMULATE,
+         "        if t == T - 1:\n            dW_xh, dW_hh, db_h = dW_xh_t, dW_hh_t, db_h_t",
+         "rnn_backward", "Only the last time step's gradient is counted"),
+    text("BPTT: off by one in time (first step skipped)", LOOP_BACK,
+         "for t in reversed(range(1, T)):", "rnn_backward", "Off by one in time"),
+    text("BPTT: off by one in time (last step skipped)", LOOP_BACK,
+         "for t in reversed(range(T - 1)):", "rnn_backward", "Off by one in time"),
+    text("BPTT: dh_prev not carried back", "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t], caches[t]", "rnn_backward", "does not flow back through time"),
+    text("BPTT: loop runs forward in time", LOOP_BACK, "for t in range(T):", "rnn_backward",
+         "The loop runs forward in time"),
+    text("BPTT: gradient carried 10 steps at most (passes T <= 10)",
+         "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t] + (dh_next if T - t <= 10 else 0.0), caches[t]",
+         "rnn_backward", "(over T = 25 steps) differs from the reference"),
+    text("BPTT: dX shaped from dstates (works only for D <= H)", "dX = np.zeros((N, T, D))",
+         "dX = np.zeros_like(dstates[..., :D])", "rnn_backward", "raised ValueError"),
+    # -- the model
+    text("model: h0 ignored", "states, caches = rnn_forward(X, h0,",
+         "states, caches = rnn_forward(X, 0.0 * h0,", "loss_and_grads",
+         "h0 is not used: pass the argument h0"),
+    text("model: b_q missing from the scores", "scores = states @ W_hq + b_q",
+         "scores = states @ W_hq", "loss_and_grads", "b_q is missing"),
+    text("model: output layer gradient from the last step only",
+         "dW_hq = states.reshape(-1, H).T @ dscores.reshape(-1, V)",
+         "dW_hq = states[:, -1].T @ dscores[:, -1]", "loss_and_grads",
+         "applied at every time step"),
+    text("model: dW_hh transposed (via the step)", "dW_hh = h_prev.T @ da_t",
+         "dW_hh = da_t.T @ h_prev", "loss_and_grads", "transpose of the reference"),
+    text("model: missing key", ', "b_q": db_q}', "}", "loss_and_grads", "missing ['b_q']"),
+    text("model: BPTT carried 10 steps at most (via rnn_backward)",
+         "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t] + (dh_next if T - t <= 10 else 0.0), caches[t]",
+         "loss_and_grads", "(over T = 25 steps) differs from the reference"),
+    # -- clipping
+    text("clip: always rescaled", SCALE, "scale = max_norm / (total_norm + 1e-6)",
+         "clip_grad_norm", "only scale down, never up"),
+    text("clip: never clipped", SCALE, "scale = 1.0", "clip_grad_norm", "Nothing was clipped"),
+    text("clip: elementwise np.clip", CLIPPED,
+         "clipped = {name: np.clip(g, -max_norm, max_norm) for name, g in grads.items()}",
+         "clip_grad_norm", "np.clip clips each value"),
+    text("clip: per-array norm", CLIPPED,
+         "clipped = {name: g * min(1.0, max_norm / np.linalg.norm(g)) for name, g in grads.items()}",
+         "clip_grad_norm", "its own norm"),
+    text("clip: squared norm", NORM, "total_norm = float(sum(np.sum(g**2) for g in grads.values()))",
+         "clip_grad_norm", "squared norm"),
+    text("clip: modifies grads in place", CLIPPED,
+         "clipped = grads\n    for g in grads.values():\n        g *= scale",
+         "clip_grad_norm", "in place"),
+    text("clip: divides by a zero norm (ZeroDivisionError)", SCALE,
+         "scale = min(1.0, max_norm / total_norm)", "clip_grad_norm",
+         "raised ZeroDivisionError: float division by zero (all-zero gradients)"),
+    text("clip: NaN for a zero norm", CLIPPED,
+         "clipped = {name: g * min(total_norm, max_norm) / total_norm for name, g in grads.items()}",
+         "clip_grad_norm", "non-finite values (NaN or inf) for all-zero gradients"),
+    text("clip: returns the input arrays when nothing is clipped", CLIPPED,
+         "clipped = {name: g * scale if scale < 1.0 else g for name, g in grads.items()}",
+         "clip_grad_norm", "is the input array grads['W_xh'] itself (norm below max_norm)"),
+]  # fmt: skip
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize(
-    "fn_name, old, new, check, words", [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS]
-)
-def test_check_rejects_mutation_with_hint(fn_name, old, new, check, words):
-    # fn_name is the function whose code changes; the check may test a caller of it.
-    assert fn_name in CHECKS
-    fn = mutated(check, old, new)
-    with pytest.raises(CheckError) as info:
-        CHECKS[check](fn)
-    message = str(info.value)
-    assert message.startswith("[FAIL]"), message
-    assert words in message, message
+def _transposed_first(fn):
+    """The first output transposed (an array), or given twice (a number)."""
 
-
-# Wrappers that break what a correct function returns.
-
-
-def _nan_like(x):
-    if isinstance(x, np.ndarray):
-        return np.full(x.shape, np.nan)
-    if isinstance(x, dict):
-        return {k: _nan_like(v) for k, v in x.items()}
-    if isinstance(x, tuple | list):
-        return type(x)(_nan_like(v) for v in x)
-    if isinstance(x, float):
-        return float("nan")
-    return x
-
-
-def _returns_nan(fn):
-    def wrapper(*args):
-        out = fn(*args)
-        return (_nan_like(out[0]), *out[1:])
-
-    return wrapper
-
-
-def _returns_none(fn):
-    def wrapper(*args):
-        fn(*args)
-
-    return wrapper
-
-
-def _raises(fn):
-    def wrapper(*args):
-        raise ValueError("operands could not be broadcast together")
-
-    return wrapper
-
-
-def _returns_short_tuple(fn):
-    def wrapper(*args):
-        return fn(*args)[:-1]
-
-    return wrapper
-
-
-def _returns_wrong_type(fn):
-    def wrapper(*args):
-        return "not a result"
-
-    return wrapper
-
-
-def _returns_transposed_first(fn):
     def wrapper(*args):
         out = fn(*args)
         first = out[0]
@@ -520,82 +302,43 @@ def _returns_transposed_first(fn):
     return wrapper
 
 
-def _stub(fn):
-    def wrapper(*args):
-        raise NotImplementedError()
+TRANSPOSED = [
+    Mutation(f"{name}: first output transposed", name, wrap(name, _transposed_first),
+             ("loss has shape (2,)", "one number") if "loss" in name else "has shape")
+    for name in CHECKS
+]  # fmt: skip
 
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
-WRAPPERS = [
-    (_returns_nan, ["non-finite"]),
-    (_returns_none, ["returned None", "Did it forget to `return`?"]),
-    (_raises, ["raised ValueError: operands could not be broadcast together"]),
-    (_returns_short_tuple, ["values, expected"]),
-    (_returns_wrong_type, ["returned a str"]),
-    (_returns_transposed_first, ["has shape"]),
-]
+ALL_MUTATIONS = MUTATIONS + garbage(CHECKS) + TRANSPOSED
 
 
-@pytest.mark.parametrize("name", CHECKS)
-@pytest.mark.parametrize("wrap, words", WRAPPERS, ids=[w[0].__name__ for w in WRAPPERS])
-def test_check_rejects_broken_returns(solution, name, wrap, words):
-    if wrap is _returns_transposed_first and name in ("temporal_softmax_loss", "loss_and_grads"):
-        words = (
-            ["loss has shape (2,)", "one number"]
-            if name == "temporal_softmax_loss"
-            else ["one number"]
-        )
-    with pytest.raises(CheckError) as info:
-        CHECKS[name](wrap(solution[name]))
-    message = str(info.value)
-    assert any(w in message for w in words), message
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@parametrize(ALL_MUTATIONS)
+def test_check_rejects_the_mutation_with_its_hint(mutation):
+    run_mutation(mutation, CHECKS, SOL)
 
 
-@pytest.mark.parametrize("name", CHECKS)
-def test_check_lets_not_implemented_through(solution, name):
-    with pytest.raises(NotImplementedError, match=f"{name} is not implemented yet"):
-        CHECKS[name](_stub(solution[name]))
+def test_every_check_is_mutated():
+    assert {m.check for m in MUTATIONS} == set(CHECKS)
+    assert len(ALL_MUTATIONS) >= 100
 
 
-def test_check_names_the_unfinished_function_a_caller_uses():
-    # rnn_forward is written, but the rnn_step_forward it calls is still the stub.
-    fn = mutated(
-        "rnn_forward",
-        "    h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)\n",
-        "    raise NotImplementedError()\n",
+def test_the_harness_fails_when_a_check_lets_a_mutation_through():
+    unchanged = Mutation("no change", "clip_grad_norm", wrap("clip_grad_norm", lambda f: f), "x")
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        run_mutation(unchanged, CHECKS, SOL)
+    wrong_words = Mutation(
+        "wrong words",
+        "clip_grad_norm",
+        edit("clip_grad_norm", SCALE, "scale = 1.0"),
+        "no such hint",
     )
-    with pytest.raises(
-        NotImplementedError, match="rnn_forward calls rnn_step_forward, which is not"
-    ):
-        lc.check_rnn_forward(fn)
+    with pytest.raises(AssertionError, match="Nothing was clipped"):
+        run_mutation(wrong_words, CHECKS, SOL)
+    with pytest.raises(AssertionError, match="not found exactly once"):
+        SOL.mutated("rnn_backward", "dW_xh", "dW_hh")
 
 
-def test_check_names_float32(solution):
-    def float32(*args):
-        h_t, cache = solution["rnn_step_forward"](*args)
-        return h_t.astype(np.float32), cache
-
-    with pytest.raises(CheckError, match="It is float32: keep float64"):
-        lc.check_rnn_step_forward(float32)
-
-
-def test_check_rejects_a_non_function():
-    with pytest.raises(CheckError, match="expected the function rnn_forward"):
-        lc.check_rnn_forward(None)
-
-
-def test_check_names_the_changed_argument(solution):
-    def in_place(x_t, h_prev, W_xh, W_hh, b_h):
-        h_prev *= 0.5
-        return solution["rnn_step_forward"](x_t, h_prev, W_xh, W_hh, b_h)
-
-    with pytest.raises(CheckError, match=r"changed its argument number 2 \(h_prev\) in place"):
-        lc.check_rnn_step_forward(in_place)
-
-
-def test_check_explains_an_undefined_name(solution):
+def test_check_explains_an_undefined_name():
     def uses_a_missing_helper(x_t, h_prev, W_xh, W_hh, b_h):
         return my_tanh(x_t @ W_xh + h_prev @ W_hh + b_h)  # noqa: F821
 
@@ -606,9 +349,9 @@ def test_check_explains_an_undefined_name(solution):
     assert "Compare the shapes" not in message, message
 
 
-def test_a_wrong_scalar_is_not_called_a_missing_factor(solution):
+def test_a_wrong_scalar_is_not_called_a_missing_factor():
     def loss_off_by_a_bit(params, X, Y, h0):
-        loss, grads = solution["loss_and_grads"](params, X, Y, h0)
+        loss, grads = SOL["loss_and_grads"](params, X, Y, h0)
         return loss + 0.1, grads
 
     with pytest.raises(CheckError) as info:
@@ -618,29 +361,103 @@ def test_a_wrong_scalar_is_not_called_a_missing_factor(solution):
     assert "Got " in message and "index ()" not in message, message
 
 
-def test_torch_reference_is_independent_of_numpy(solution):
-    """The reference model agrees with the solution, and a finite difference agrees with it."""
+def _complex_step_loss_and_grads(params, X, Y, h0):
+    """Loss by a NumPy forward pass written here, gradients by the complex step
+    Im L(theta + i eps e_k) / eps: exact to round-off, and shares no code with the
+    solution's backward pass or with PyTorch."""
+
+    def loss(p):
+        h, total = h0.astype(complex), 0.0
+        for t in range(X.shape[1]):
+            h = np.tanh(X[:, t] @ p["W_xh"] + h @ p["W_hh"] + p["b_h"])
+            o = h @ p["W_hq"] + p["b_q"]
+            o = o - o.real.max(axis=1, keepdims=True)
+            log_z = np.log(np.exp(o).sum(axis=1))
+            total = total + (log_z - o[np.arange(len(o)), Y[:, t]]).sum()
+        return total / Y.size
+
+    eps, grads = 1e-30, {}
+    for k, v in params.items():
+        g = np.zeros_like(v)
+        for i in np.ndindex(v.shape):
+            p = {n: a.astype(complex) for n, a in params.items()}
+            p[k][i] += 1j * eps
+            g[i] = loss(p).imag / eps
+        grads[k] = g
+    return float(loss(params).real), grads
+
+
+def test_the_reference_of_check_loss_and_grads_is_independent_of_numpy_and_right():
+    """The reference is computed inside the check (no callable returns it): the
+    check accepts complex-step derivatives of a forward pass written here, and
+    rejects them when one entry is off by 1e-6."""
+    assert_accepts(lc.check_loss_and_grads, _complex_step_loss_and_grads, "loss_and_grads")
+
+    def nudged(params, X, Y, h0):
+        loss, grads = _complex_step_loss_and_grads(params, X, Y, h0)
+        grads["W_hh"][0, 0] += 1e-6
+        return loss, grads
+
+    with pytest.raises(CheckError, match=r"grads\['W_hh'\] differs"):
+        lc.check_loss_and_grads(nudged)
+
+
+def _exercise_code(name: str) -> str:
+    """The Python block that defines ``name`` in the markdown (the Exercises' solutions)."""
+    nb = nbformat.read(SOLUTION_PATH, as_version=4)
+    blocks = [
+        textwrap.dedent(block)
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for block in re.findall(r"```python\n(.*?)```", cell.source, flags=re.S)
+        if f"def {name}(" in block
+    ]
+    assert len(blocks) == 1, blocks
+    return blocks[0]
+
+
+def test_the_truncated_bptt_of_exercise_2_is_right():
+    """k = T gives rnn_backward, k = 1 the gradient without flow through time, and in
+    between each loss reaches exactly k steps back (checked against autograd)."""
+    ns = dict(SOL.namespace)
+    exec(_exercise_code("rnn_backward_truncated"), ns)
+    truncated = ns["rnn_backward_truncated"]
     rng = np.random.default_rng(0)
-    params = {
-        "W_xh": rng.normal(size=(3, 4)),
-        "W_hh": rng.normal(size=(4, 4)) * 0.5,
-        "b_h": rng.normal(size=4),
-        "W_hq": rng.normal(size=(4, 3)),
-        "b_q": rng.normal(size=3),
-    }
-    X, Y, h0 = rng.normal(size=(2, 5, 3)), rng.integers(0, 3, size=(2, 5)), rng.normal(size=(2, 4))
-    loss, grads = lc.torch_loss_and_grads(params, X, Y, h0)
-    eps = 1e-6
-    params["b_q"][1] += eps
-    up = lc.torch_loss_and_grads(params, X, Y, h0)[0]
-    params["b_q"][1] -= 2 * eps
-    down = lc.torch_loss_and_grads(params, X, Y, h0)[0]
-    params["b_q"][1] += eps
-    assert abs((up - down) / (2 * eps) - grads["b_q"][1]) < 1e-7
-    np_loss, np_grads = solution["loss_and_grads"](params, X, Y, h0)
-    assert abs(np_loss - loss) < 1e-12
-    for k in params:
-        np.testing.assert_allclose(np_grads[k], grads[k], rtol=1e-9, atol=1e-12)
+    N, T, D, H, k = 2, 7, 3, 4, 3
+    X, h0 = rng.normal(size=(N, T, D)), rng.normal(size=(N, H))
+    W_xh, W_hh, b_h = rng.normal(size=(D, H)), rng.normal(size=(H, H)), rng.normal(size=H)
+    dstates = rng.normal(size=(N, T, H))
+    _, caches = SOL["rnn_forward"](X, h0, W_xh, W_hh, b_h)
+    full = SOL["rnn_backward"](dstates, caches)
+    got = truncated(dstates, caches, T)
+    for a, b in zip(got, (full[0], *full[2:])):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    # k steps per loss, by autograd: the loss at step t sees the states h_{t-k+1} .. h_t
+    # computed from a detached h_{t-k}.
+    cell = lc._cell(W_xh, W_hh, b_h)
+    X_t = torch.tensor(X, requires_grad=True)
+    total = 0.0
+    for t in range(T):
+        start = max(0, t - k + 1)
+        h = torch.tensor(h0) if start == 0 else torch.tensor(caches[start][1])
+        for s in range(start, t + 1):
+            h = cell(X_t[:, s], h)
+        total = total + (h * torch.tensor(dstates[:, t])).sum()
+    total.backward()
+    got = truncated(dstates, caches, k)
+    want = (X_t.grad, cell.weight_ih.grad.T, cell.weight_hh.grad.T, cell.bias_ih.grad)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)
+    no_carry = truncated(dstates, caches, 1)
+    assert not np.allclose(no_carry[2], full[3])
+    # One sweep that drops dh_prev every k steps is not the same (as the solution says).
+    dh, sweep = np.zeros((N, H)), 0.0
+    for t in reversed(range(T)):
+        if (T - 1 - t) % k == 0:
+            dh = np.zeros((N, H))
+        _, dh, _, dW_hh_t, _ = SOL["rnn_step_backward"](dstates[:, t] + dh, caches[t])
+        sweep = sweep + dW_hh_t
+    assert not np.allclose(sweep, want[2].numpy(), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- the generated lab
@@ -650,24 +467,12 @@ def _lab():
     return nbformat.read(LAB, as_version=4)
 
 
-def _fenced_lines(source: str, begin: str, end: str) -> list[str]:
-    lines, inside = [], False
-    for line in source.splitlines():
-        if line.strip() == begin:
-            inside = True
-        elif line.strip() == end:
-            inside = False
-        elif inside and line.strip() and not line.strip().startswith("#"):
-            lines.append(line.strip())
-    return lines
-
-
 def _unfenced_lines(source: str) -> list[str]:
     lines, inside = [], False
     for line in source.splitlines():
-        if line.strip() in (labgen.BEGIN_SOLUTION, labgen.BEGIN_HIDDEN):
+        if line.strip() in (SOLUTION[0], HIDDEN[0]):
             inside = True
-        elif line.strip() in (labgen.END_SOLUTION, labgen.END_HIDDEN):
+        elif line.strip() in (SOLUTION[1], HIDDEN[1]):
             inside = False
         elif not inside:
             lines.append(line)
@@ -675,11 +480,14 @@ def _unfenced_lines(source: str) -> list[str]:
 
 
 def test_lab_contains_no_solution_code_and_no_hidden_tests():
-    nb = nbformat.read(SOLUTION, as_version=4)
-    fenced = []
-    for cell in nb.cells:
-        fenced += _fenced_lines(cell.source, labgen.BEGIN_SOLUTION, labgen.END_SOLUTION)
-        fenced += _fenced_lines(cell.source, labgen.BEGIN_HIDDEN, labgen.END_HIDDEN)
+    nb = nbformat.read(SOLUTION_PATH, as_version=4)
+    fenced = [
+        line.strip()
+        for cell in nb.cells
+        for fence in (SOLUTION, HIDDEN)
+        for line in fenced_lines(cell.source, fence)
+        if line.strip() and not line.strip().startswith("#")
+    ]
     # Lines the lab gives anyway (e.g. a loop header also used in given code) are no secret.
     given = {line.strip() for cell in nb.cells for line in _unfenced_lines(cell.source)}
     secret = [line for line in fenced if re.search(r"\w", line) and line not in given]
@@ -688,17 +496,17 @@ def test_lab_contains_no_solution_code_and_no_hidden_tests():
     leaked = [line for line in secret if line in lab_lines]
     assert not leaked, f"solution or hidden-test lines in the lab: {leaked}"
     text = LAB.read_text()
-    for marker in labgen.MARKERS:
+    for marker in MARKERS:
         assert marker not in text
 
 
 def test_lab_has_stubs_no_outputs_and_the_grading_metadata():
-    lab, sol = _lab(), nbformat.read(SOLUTION, as_version=4)
+    lab, sol = _lab(), nbformat.read(SOLUTION_PATH, as_version=4)
     assert len(lab.cells) == len(sol.cells)
     ids, points = [], 0
     for lab_cell, sol_cell in zip(lab.cells, sol.cells):
-        meta = _nbgrader(lab_cell)
-        assert meta == _nbgrader(sol_cell)
+        meta = nbgrader_meta(lab_cell)
+        assert meta == nbgrader_meta(sol_cell)
         if lab_cell.cell_type == "code":
             assert lab_cell.outputs == [] and lab_cell.execution_count is None
         if meta.get("solution"):
@@ -708,7 +516,7 @@ def test_lab_has_stubs_no_outputs_and_the_grading_metadata():
             ids.append(meta["grade_id"])
         if meta.get("grade"):
             points += meta["points"]
-            assert "raises-exception" in lab_cell.metadata.get("tags", [])
+            assert RAISES in lab_cell.metadata.get("tags", [])
     assert len(ids) == len(set(ids)) == 14
     assert points == 11
     assert sorted(i for i in ids if not i.startswith("test_")) == sorted(CHECKS)
@@ -716,10 +524,10 @@ def test_lab_has_stubs_no_outputs_and_the_grading_metadata():
 
 def test_lab_matches_the_generator_output():
     """labs/ is what `make labs` writes (ignoring the tags that need a kernel to compute)."""
-    expected = labgen.strip_solutions(nbformat.read(SOLUTION, as_version=4), SOLUTION)
+    expected = labgen.strip_solutions(nbformat.read(SOLUTION_PATH, as_version=4), SOLUTION_PATH)
     have = json.loads(LAB.read_text())
     for cell in have["cells"]:
-        tags = [t for t in cell["metadata"].get("tags", []) if t != labgen.RAISES]
+        tags = [t for t in cell["metadata"].get("tags", []) if t != RAISES]
         cell["metadata"].pop("tags", None)
         if tags:
             cell["metadata"]["tags"] = tags
@@ -728,24 +536,34 @@ def test_lab_matches_the_generator_output():
 
 @pytest.mark.parametrize("name", CHECKS)
 def test_checks_on_the_starter_stubs_raise_not_implemented_or_check_error(name):
-    stubs = _namespace(_solution_sources(LAB))
+    stubs = load_solution(LAB)
     with pytest.raises((NotImplementedError, CheckError)):
         CHECKS[name](stubs[name])
 
 
-def test_solution_notebook_prints_relative_errors_below_threshold():
-    """The stored full-mode run shows every gradient check passing below 1e-7."""
-    text = "".join(
+def _stored_output() -> str:
+    return "".join(
         o.get("text", "")
-        for c in nbformat.read(SOLUTION, as_version=4).cells
+        for c in nbformat.read(SOLUTION_PATH, as_version=4).cells
         if c.cell_type == "code"
         for o in c.outputs
     )
+
+
+def test_solution_notebook_prints_relative_errors_below_threshold():
+    """The stored full-mode run shows every gradient check passing below 1e-7."""
+    text = _stored_output()
     errors = re.findall(
         r"\[PASS\] d\w+ vs (finite differences|torch autograd): relative error (\S+) < threshold 1e-07",
         text,
     )
     assert len(errors) == 10, text
     assert all(float(e) < 1e-7 for _, e in errors)
-    assert "[metric] lab01 hello accuracy: 100%" in text
-    assert "[metric] lab01 exploding run accuracy with clipping: 100%" in text
+    for metric in (
+        "[metric] lab01 max relative error vs finite differences:",
+        "[metric] lab01 max relative error vs autograd:",
+        "[metric] lab01 hello accuracy: 100%",
+        "[metric] lab01 exploding run accuracy with clipping: 100%",
+        "[metric] lab01 exploding run accuracy without clipping:",
+    ):
+        assert metric in text, metric
