@@ -30,6 +30,7 @@ from tests.labs.harness import (
 )
 from utils.checks import CheckError
 from utils.checks import lab01 as lc
+from utils.checks.references import rnn_from_weights
 from utils.instructor import labgen
 from utils.instructor.notebook import HIDDEN, MARKERS, RAISES, SOLUTION, fenced_lines, nbgrader_meta
 
@@ -84,11 +85,17 @@ def test_solution_code_uses_numpy_only():
 def test_the_check_module_holds_no_answer():
     """The module defines no public function but the checks: in particular nothing
     that returns (loss, grads) for given params, the answer to Exercise 6."""
-    own = [
-        name
-        for name, value in vars(lc).items()
-        if callable(value) and getattr(value, "__module__", None) == lc.__name__
-    ]
+    import importlib
+    import pkgutil
+
+    own = []
+    for info in pkgutil.iter_modules(lc.__path__):
+        module = importlib.import_module(f"{lc.__name__}.{info.name}")
+        own += [
+            name
+            for name, value in vars(module).items()
+            if callable(value) and getattr(value, "__module__", None) == module.__name__
+        ]
     assert sorted(n for n in own if not n.startswith("_")) == sorted(f"check_{n}" for n in CHECKS)
     assert not hasattr(lc, "torch_loss_and_grads")
 
@@ -434,7 +441,7 @@ def test_the_truncated_bptt_of_exercise_2_is_right():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     # k steps per loss, by autograd: the loss at step t sees the states h_{t-k+1} .. h_t
     # computed from a detached h_{t-k}.
-    cell = lc._cell(W_xh, W_hh, b_h)
+    cell = rnn_from_weights(W_xh, W_hh, b_h, cell=True)
     X_t = torch.tensor(X, requires_grad=True)
     total = 0.0
     for t in range(T):

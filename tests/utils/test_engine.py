@@ -120,3 +120,15 @@ def test_shape_nan_and_dtype_come_first():
     with pytest.raises(CheckError, match="dtype float32, expected float64"):
         compare("W", WANT.astype(np.float32), WANT, threshold=1e-7)
     assert compare("W", WANT.astype(np.float32), WANT, threshold=1e-6, dtype=None) < 1e-6
+
+
+def test_number_accepts_one_number_and_names_anything_else():
+    from utils.checks.engine import number
+
+    assert number("loss", np.array(2.5)) == 2.5 and number("loss", torch.tensor([3.0])) == 3.0
+    with pytest.raises(CheckError, match="loss is None.*forget to `return`"):
+        number("loss", None)
+    with pytest.raises(CheckError, match=r"loss has shape \(2,\), expected one number"):
+        number("loss", np.zeros(2))
+    with pytest.raises(CheckError, match="loss is a dict, expected one number"):
+        number("loss", {})

@@ -5,7 +5,8 @@ A lab's check module describes *what* to test; this module does the rest:
 - :func:`call` runs a student's function on copies of the inputs, turns a
   crash into a message that says what went in, names an unfinished helper, and
   fails when an input was changed in place;
-- :func:`unpack` checks that a tuple of the right length came back;
+- :func:`unpack` checks that a tuple of the right length came back, :func:`number`
+  that one number did;
 - :func:`compare` compares with a reference by relative error and, when they
   differ, tries the lab's list of known wrong variants (:class:`Cause`) and a
   few generic ones (all zeros, wrong sign, transposed, off by a factor), so the
@@ -36,7 +37,17 @@ from utils.checks.core import (
     run_safely,
 )
 
-__all__ = ["Cause", "CheckError", "as_array", "call", "compare", "describe", "fail", "unpack"]
+__all__ = [
+    "Cause",
+    "CheckError",
+    "as_array",
+    "call",
+    "compare",
+    "describe",
+    "fail",
+    "number",
+    "unpack",
+]
 
 
 class Cause(NamedTuple):
@@ -210,3 +221,18 @@ def compare(
             f"expected {want[idx]:.6g}."
         )
     raise fail(head + where, hint)
+
+
+def number(name: str, x) -> float:
+    """``x`` as one float, or a CheckError saying what it is instead."""
+    if x is None:
+        raise fail(
+            f"{name} is None, expected one number.", "Did the function forget to `return` it?"
+        )
+    try:
+        value = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail(f"{name} is a {describe(x)}, expected one number.") from None
+    if value.size != 1:
+        raise fail(f"{name} has shape {value.shape}, expected one number.")
+    return float(value.reshape(()))
