@@ -60,7 +60,7 @@ def test_the_grader_and_the_browser_test_use_the_same_list():
 
 def test_bundle_has_what_a_student_needs(bundle):
     for rel in ["README.md", "Makefile", "requirements.txt", "environment.yml", "pyproject.toml",
-                "data/README.md", "utils/__init__.py", "utils/checks/__init__.py", "utils/checks/lab01.py", "utils/config.py"]:  # fmt: skip
+                "data/README.md", "utils/__init__.py", "utils/checks/__init__.py", "utils/checks/lab01/__init__.py", "utils/config.py"]:  # fmt: skip
         assert (bundle / rel).is_file(), rel
     for name in ("notebooks", "labs"):
         have = sorted(p.name for p in (bundle / name).glob("*.ipynb"))
