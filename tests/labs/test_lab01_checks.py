@@ -215,7 +215,7 @@ MUTATIONS = [
     # -- one step backward
     text("step backward: tanh derivative from h_prev", "da_t = dh_t * (1.0 - h_t**2)",
          "da_t = dh_t * (1.0 - h_prev**2)", "rnn_step_backward",
-         "db_h is the sum over the batch of da_t"),
+         "The tanh derivative is taken at h_prev"),
     text("step backward: dW_xh from dh_t instead of da_t", "dW_xh = x_t.T @ da_t",
          "dW_xh = x_t.T @ dh_t", "rnn_step_backward", "It misses the tanh derivative"),
     text("step backward: dW_xh with the batch rows misaligned", "dW_xh = x_t.T @ da_t",
@@ -300,6 +300,125 @@ MUTATIONS = [
 ]  # fmt: skip
 
 
+# Wrong code an independent review found that the earlier checks accepted (hard-coded
+# sizes, T even only, D == V assumed, torch tensors, float32 numbers, caches changed in
+# place, softmax shifted by the global max or the mean, max_norm ignored, ...) or
+# explained with a generic message (aliased caches, dh0 taken at h_1, dstates and caches
+# paired off by one, ...).
+FORWARD_LOOP = f"    h_t = h0\n    steps, caches = [], []\n    for t in range(T):\n        {CALL}\n        steps.append(h_t)\n"
+BPTT_BODY = "            dstates[:, t] + dh_next, caches[t]\n        )\n"
+BPTT_TAIL = "        dX[:, t] = dx_t\n" + ACCUMULATE + "\n    dh0 = dh_next\n"
+DA = "da_t = dh_t * (1.0 - h_t**2)"
+
+REVIEW_MUTATIONS = [
+    text("forward: hard-coded sizes (N = 3, H = 5)", STEP,
+         "h_t = np.zeros((3, 5)) + np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)",
+         "rnn_step_forward", "could not be broadcast together with shapes (3,5) (2,3)"),
+    text("sequence: hard-coded sizes (N = 3, T = 6, H = 5)", "np.stack(steps, axis=1)",
+         "np.zeros((3, 6, 5)) + np.stack(steps, axis=1)", "rnn_forward",
+         "could not be broadcast together with shapes (3,6,5) (2,7,4)"),
+    text("sequence: two steps per iteration (T even only)", "    for t in range(T):\n",
+         "    for t in [s for u in range(0, T - 1, 2) for s in (u, u + 1)]:\n", "rnn_forward",
+         "(N = 2, T = 7, D = 3, H = 4) has shape (2, 6, 4), expected (2, 7, 4)"),
+    text("sequence: one state buffer overwritten in place (aliased caches)", FORWARD_LOOP,
+         "    h_t = h0.copy()\n    steps, caches = [], []\n    for t in range(T):\n"
+         "        h_new, cache = rnn_step_forward(X[:, t, :], h_t, W_xh, W_hh, b_h)\n"
+         "        h_t[...] = h_new\n        steps.append(h_t.copy())\n",
+         "rnn_forward", "are the same array in memory"),
+    text("sequence: one state buffer appended T times", FORWARD_LOOP,
+         "    h_t = h0.copy()\n    steps, caches = [], []\n    for t in range(T):\n"
+         "        h_new, cache = rnn_step_forward(X[:, t, :], h_t, W_xh, W_hh, b_h)\n"
+         "        h_t[...] = h_new\n        steps.append(h_t)\n",
+         "rnn_forward", "Every entry of states is h_T"),
+    text("sequence: step t reads X[:, t - 1]", "X[:, t, :]", "X[:, t - 1, :]", "rnn_forward",
+         "Off by one in time in the inputs"),
+    text("loss: softmax shifted by the largest of all scores",
+         "scores.max(axis=-1, keepdims=True)", "scores.max()", "temporal_softmax_loss",
+         "with scores thousands apart"),
+    text("loss: softmax shifted by the row mean", "scores.max(axis=-1, keepdims=True)",
+         "scores.mean(axis=-1, keepdims=True)", "temporal_softmax_loss",
+         "with scores thousands apart"),
+    text("loss: hard-coded N * T = 6", DSTATES, "    dscores /= 6\n", "temporal_softmax_loss",
+         "dscores (N = 3, T = 4, V = 3) differs"),
+    text("loss: float32 loss", "return float(loss), dscores", "return np.float32(loss), dscores",
+         "temporal_softmax_loss", "loss has dtype float32, expected float64"),
+    text("step backward: hard-coded batch of 3", "db_h = da_t.sum(axis=0)",
+         "db_h = da_t[0] + da_t[1] + da_t[2]", "rnn_step_backward",
+         "rnn_step_backward raised IndexError"),
+    text("step backward: squares h_t of the cache in place", DA,
+         "h_t **= 2\n    da_t = dh_t * (1.0 - h_t)", "rnn_step_backward",
+         "changed h_t (item 2) of the cache in place"),
+    text("step backward: tanh applied to h_t again", DA, "da_t = dh_t * (1.0 - np.tanh(h_t)**2)",
+         "rnn_step_backward", "It applies np.tanh to h_t again"),
+    text("step backward: derivative 1 - h_t (the db_h hint)", DA, "da_t = dh_t * (1.0 - h_t)",
+         "rnn_step_backward", "db_h is the sum over the batch of da_t"),
+    text("BPTT: caches.pop() empties the caller's list", "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t] + dh_next, caches.pop()", "rnn_backward", "changed the list caches"),
+    text("BPTT: the step squares h_t of the caches in place", DA,
+         "h_t **= 2\n    da_t = dh_t * (1.0 - h_t)", "rnn_backward",
+         "changed h_t (item 2) of the cache of step t = 1 in place"),
+    text("BPTT: steps in pairs, then step 1 (T odd only)", LOOP_BACK,
+         "for t in [s for u in range(T - 1, 0, -2) for s in (u, u - 1)] + [0]:",
+         "rnn_backward", "(over T = 4 steps, N = 1) differs"),
+    text("BPTT: dh0 is the gradient at h_1", BPTT_BODY + BPTT_TAIL,
+         "            (dh := dstates[:, t] + dh_next), caches[t]\n        )\n"
+         + BPTT_TAIL.replace("dh0 = dh_next", "dh0 = dh"),
+         "rnn_backward", "dh0 is the gradient reaching h_1"),
+    text("BPTT: dh0 from the first iteration (step T)", BPTT_TAIL,
+         BPTT_TAIL.replace("    dh0 = dh_next\n", "")
+         + "        if t == T - 1:\n            dh0 = dh_next\n",
+         "rnn_backward", "dh0 is the dh_prev of the last step t = T"),
+    text("BPTT: dstates[:, t - 1] with caches[t]", "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t - 1] + dh_next, caches[t]", "rnn_backward", "paired with different indices"),
+    text("BPTT: dstates[:, t] with caches[t - 1]", "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t] + dh_next, caches[t - 1]", "rnn_backward", "paired with different indices"),
+    text("BPTT: dstates added after the step (step T gets none)", BPTT_BODY,
+         "            dh_next, caches[t]\n        )\n"
+         "        dh_next = dh_next + (dstates[:, t - 1] if t > 0 else 0.0)\n",
+         "rnn_backward", "the gradient of the last step t = T never enters"),
+    text("BPTT: dW_hh from h_t (via the step)", "dW_hh = h_prev.T @ da_t", "dW_hh = h_t.T @ da_t",
+         "rnn_backward", "Does check_rnn_step_backward pass?"),
+    text("model: V read from X (assumes D == V)", "H, V = W_hq.shape",
+         "H, V = W_hq.shape[0], X.shape[2]", "loss_and_grads", "cannot reshape array of size 375"),
+    text("clip: max_norm ignored (clips to 1)", SCALE, "scale = min(1.0, 1.0 / (total_norm + 1e-6))",
+         "clip_grad_norm", "not to max_norm"),
+    text("clip: scale from the squared norm", SCALE,
+         "scale = min(1.0, max_norm / (total_norm**2 + 1e-6))", "clip_grad_norm",
+         "The scale uses the squared norm"),
+    text("clip: sum of the arrays' norms", NORM,
+         "total_norm = float(sum(np.linalg.norm(g) for g in grads.values()))", "clip_grad_norm",
+         "sum of the arrays' norms"),
+    text("clip: float32 total_norm", "return clipped, total_norm",
+         "return clipped, np.float32(total_norm)", "clip_grad_norm",
+         "total_norm has dtype float32, expected float64"),
+    text("clip: hard-coded keys W_xh, W_hh, b_h", CLIPPED,
+         "clipped = {name: grads[name] * scale for name in ('W_xh', 'W_hh', 'b_h')}",
+         "clip_grad_norm", "expected a dict with the keys of grads"),
+]  # fmt: skip
+
+
+def _as_torch(fn):
+    """The first output as torch tensors (float64): the lab is NumPy only."""
+
+    def wrapper(*args):
+        out = fn(*args)
+        first = out[0]
+        if isinstance(first, dict):
+            first = {k: torch.from_numpy(v) for k, v in first.items()}
+        else:
+            first = torch.tensor(first, dtype=torch.float64)
+        return (first, *out[1:])
+
+    return wrapper
+
+
+TORCH = [
+    Mutation(f"{name}: first output as torch tensors", name, wrap(name, _as_torch),
+             "is a torch Tensor, expected a NumPy array")
+    for name in CHECKS
+]  # fmt: skip
+
+
 def _transposed_first(fn):
     """The first output transposed (an array), or given twice (a number)."""
 
@@ -323,7 +442,7 @@ TRANSPOSED = [
     for name in CHECKS
 ]  # fmt: skip
 
-ALL_MUTATIONS = MUTATIONS + garbage(CHECKS) + TRANSPOSED
+ALL_MUTATIONS = MUTATIONS + REVIEW_MUTATIONS + garbage(CHECKS) + TRANSPOSED + TORCH
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

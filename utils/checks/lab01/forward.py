@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.checks.core import passed
-from utils.checks.engine import Cause, call, describe, fail, number, unpack
+from utils.checks.engine import Cause, call, describe, fail, unpack
 from utils.checks.lab01.reference import (
     STEP_CACHE,
     _cell,
@@ -17,17 +17,26 @@ from utils.checks.lab01.reference import (
     _compare,
     _finite,
     _n,
+    _number,
     _random_rnn,
     _t,
     _wrong_activation_causes,
 )
 from utils.checks.references import rnn_from_weights
 
+# A second set of sizes for each check, so that no size is special (T odd for the sequence).
+_OTHER = {
+    "step": {"N": 2, "D": 6, "H": 3},
+    "sequence": {"N": 2, "T": 7, "D": 3, "H": 4},
+    "loss": {"N": 3, "T": 4, "V": 3},
+}
 
-def check_rnn_step_forward(
-    fn: Callable, *, N: int = 3, D: int = 4, H: int = 5, seed: int = 0
-) -> None:
-    """Check ``rnn_step_forward(x_t, h_prev, W_xh, W_hh, b_h) -> (h_t, cache)`` against ``nn.RNNCell``."""
+
+def _sizes(kind: str) -> str:
+    return " (" + ", ".join(f"{k} = {v}" for k, v in _OTHER[kind].items()) + ")"
+
+
+def _check_step_forward_once(fn: Callable, N, D, H, seed, where: str = "") -> None:
     label = "rnn_step_forward"
     _, X, h_prev, W_xh, W_hh, b_h = _random_rnn(N, 1, D, H, seed)
     x_t = X[:, 0]
@@ -40,7 +49,7 @@ def check_rnn_step_forward(
     before_tanh = np.arctanh(np.clip(want, -1 + 1e-15, 1 - 1e-15))
     wrong = _wrong_activation_causes(X, h_prev, W_xh, W_hh, b_h)
     _compare(
-        "h_t",
+        "h_t" + where,
         h_t,
         want,
         shape_hint="h_t must be (N, H): x_t (N, D) times W_xh (D, H), plus h_prev (N, H) times W_hh (H, H).",
@@ -56,30 +65,57 @@ def check_rnn_step_forward(
         "Keep the line `cache = (x_t, h_prev, h_t, W_xh, W_hh)` that the lab gives: "
         "rnn_step_backward and rnn_backward receive caches in exactly this format."
     )
-    _check_cache("cache", cache, (x_t, h_prev, want, W_xh, W_hh), keep)
+    _check_cache("cache", cache, (x_t, h_prev, want, W_xh, W_hh), keep, step=where)
+
+
+def check_rnn_step_forward(
+    fn: Callable, *, N: int = 3, D: int = 4, H: int = 5, seed: int = 0
+) -> None:
+    """Check ``rnn_step_forward(x_t, h_prev, W_xh, W_hh, b_h) -> (h_t, cache)`` against
+    ``nn.RNNCell``, on the given sizes and on others."""
+    _check_step_forward_once(fn, N, D, H, seed)
+    _check_step_forward_once(fn, **_OTHER["step"], seed=seed + 1000, where=_sizes("step"))
     passed(
-        f"{label}: h_t matches nn.RNNCell with the same weights; the cache holds {', '.join(STEP_CACHE)}."
+        f"rnn_step_forward: h_t matches nn.RNNCell with the same weights; the cache holds {', '.join(STEP_CACHE)}."
     )
 
 
-def check_rnn_forward(
-    fn: Callable, *, N: int = 3, T: int = 6, D: int = 4, H: int = 5, seed: int = 1
-) -> None:
-    """Check ``rnn_forward(X, h0, W_xh, W_hh, b_h) -> (states, caches)`` against ``nn.RNN``,
-    and the whole cache of every step."""
+def _check_distinct_states(caches) -> None:
+    """No array holds two different states in two caches (a buffer overwritten in place)."""
+    seen = []  # (which state, array, where)
+    for t, cache in enumerate(caches):
+        if not isinstance(cache, tuple | list) or len(cache) != len(STEP_CACHE):
+            continue  # the value checks explain it
+        for slot, state in ((1, t), (2, t + 1)):  # h_prev is h_{t-1}, h_t is h_t (t from 1)
+            where = f"caches[{t}][{slot}] ({STEP_CACHE[slot]} of step t = {t + 1})"
+            if not isinstance(cache[slot], np.ndarray):
+                continue
+            for other, array, there in seen:
+                if other != state and np.shares_memory(cache[slot], array):
+                    raise fail(
+                        f"{where} and {there} are the same array in memory, though they are "
+                        "different states: all the caches see its last value.",
+                        "An array updated in place (h[...] = ..., h += ..., out=h) is stored in "
+                        "several caches. Store a new array per step: h_t = np.tanh(...) makes one.",
+                    )
+            seen.append((state, cache[slot], where))
+
+
+def _check_rnn_forward_once(fn: Callable, N, T, D, H, seed, where: str = "") -> None:
     label = "rnn_forward"
     _, X, h0, W_xh, W_hh, b_h = _random_rnn(N, T, D, H, seed)
     states, caches = unpack(call(fn, label, X, h0, W_xh, W_hh, b_h), label, ("states", "caches"))
     rnn, cell = rnn_from_weights(W_xh, W_hh, b_h), _cell(W_xh, W_hh, b_h)
+    run = lambda inputs, h: _n(rnn(_t(inputs), _t(h)[None])[0])  # noqa: E731
     with torch.no_grad():
-        want = _n(rnn(_t(X), _t(h0)[None])[0])
+        want = run(X, h0)
         from_h0 = np.stack([_n(cell(_t(X[:, t]), _t(h0))) for t in range(T)], axis=1)
-        backward = _n(rnn(_t(X[:, ::-1].copy()), _t(h0)[None])[0])
-        from_zeros = _n(rnn(_t(X), torch.zeros(1, N, H, dtype=torch.float64))[0])
+        backward, from_zeros = run(X[:, ::-1].copy(), h0), run(X, np.zeros((N, H)))
+        inputs_late = run(np.roll(X, 1, axis=1), h0)  # step t reads x_{t-1} (X[:, t - 1])
     prev = np.concatenate([h0[:, None], want[:, :-1]], axis=1)  # h_0 .. h_{T-1}
     backward_hint = "The sequence is read backward: go forward in time, t = 1, 2, ..., T."
     _compare(
-        "states",
+        "states" + where,
         states,
         want,
         shape_hint="states must be (N, T, H), batch first: stack h_1 .. h_T along axis=1.",
@@ -90,8 +126,14 @@ def check_rnn_forward(
             Cause(want[:, ::-1], "The time order is reversed: states[:, 0] is h_1, the state after x_1 = X[:, 0]."),
             Cause(backward, backward_hint),
             Cause(backward[:, ::-1], backward_hint),
+            Cause(inputs_late, "Off by one in time in the inputs: each step reads the input of the "
+                  "step before (X[:, t - 1]); in for t in range(T), the step that gives states[:, t] reads X[:, t]."),
+            Cause(np.repeat(want[:, -1:], T, axis=1), "Every entry of states is h_T, the last "
+                  "state: one array updated in place (h[...] = ...) was appended T times; append a new array per step."),
             *_wrong_activation_causes(X, h0, W_xh, W_hh, b_h),
         ],
+        hint="Does check_rnn_step_forward pass? Then look at the loop: for t in range(T), the "
+        "step reads X[:, t] and the state the step before returned (h0 for the first).",
     )  # fmt: skip
     if not isinstance(caches, tuple | list) or len(caches) != T:
         size = len(caches) if hasattr(caches, "__len__") else "?"
@@ -103,30 +145,41 @@ def check_rnn_forward(
         "caches[t - 1] must be the cache of step t, (x_t, h_{t-1}, h_t, W_xh, W_hh), exactly "
         "as rnn_step_forward returns it for that step."
     )
+    _check_distinct_states(caches)
     for t, cache in enumerate(caches):
         expected = (X[:, t], prev[:, t], want[:, t], W_xh, W_hh)
-        _check_cache(f"caches[{t}]", cache, expected, hint, step=f" of step t = {t + 1}")
+        _check_cache(f"caches[{t}]", cache, expected, hint, step=f" of step t = {t + 1}{where}")
+
+
+def check_rnn_forward(
+    fn: Callable, *, N: int = 3, T: int = 6, D: int = 4, H: int = 5, seed: int = 1
+) -> None:
+    """Check ``rnn_forward(X, h0, W_xh, W_hh, b_h) -> (states, caches)`` against ``nn.RNN``,
+    and the whole cache of every step, on the given sizes and on others (T odd)."""
+    _check_rnn_forward_once(fn, N, T, D, H, seed)
+    _check_rnn_forward_once(fn, **_OTHER["sequence"], seed=seed + 1000, where=_sizes("sequence"))
     passed(
-        f"{label}: states match nn.RNN (batch_first) with the same weights; {T} step caches in time order."
+        f"rnn_forward: states match nn.RNN (batch_first) with the same weights; {T} step caches in time order."
     )
 
 
-def check_temporal_softmax_loss(
-    fn: Callable, *, N: int = 2, T: int = 3, V: int = 5, seed: int = 2
-) -> None:
-    """Check ``temporal_softmax_loss(scores, Y) -> (loss, dscores)`` against ``F.cross_entropy`` (mean)."""
+def _check_loss_once(fn: Callable, N, T, V, seed, where: str = "") -> None:
     label = "temporal_softmax_loss"
     rng = np.random.default_rng(seed)
     scores = rng.normal(scale=2.0, size=(N, T, V))
     Y = rng.integers(0, V, size=(N, T))
-    scores_t = _t(scores).requires_grad_()
-    ref = F.cross_entropy(scores_t.reshape(-1, V), torch.as_tensor(Y).reshape(-1))
-    ref.backward()
+
+    def reference(s: np.ndarray):
+        s_t = _t(s).requires_grad_()
+        loss = F.cross_entropy(s_t.reshape(-1, V), torch.as_tensor(Y).reshape(-1))
+        loss.backward()
+        return np.array(loss.item()), _n(s_t.grad)
+
+    want_loss, want = reference(scores)
     loss, dscores = unpack(call(fn, label, scores, Y), label, ("loss", "dscores"))
-    want_loss, want = np.array(ref.item()), _n(scores_t.grad)
     _compare(
-        "loss",
-        np.asarray(number("loss", loss)),
+        "loss" + where,
+        _number("loss", loss),
         want_loss,
         causes=[
             Cause(want_loss * N * T, "It is the sum over all positions: divide by N * T (the mean)."),
@@ -135,7 +188,7 @@ def check_temporal_softmax_loss(
         ],
     )  # fmt: skip
     _compare(
-        "dscores",
+        "dscores" + where,
         dscores,
         want,
         shape_hint="dscores must have the shape of scores: (N, T, V).",
@@ -148,13 +201,39 @@ def check_temporal_softmax_loss(
     )  # fmt: skip
     # Large scores must not overflow: softmax is unchanged by adding a constant.
     big = unpack(call(fn, label, scores + 1000.0, Y), label, ("loss", "dscores"))
-    big_loss = number("loss for scores + 1000", big[0])
+    big_loss = _number("loss for scores + 1000", big[0])
     if not (np.isfinite(big_loss) and _finite(big[1])):
         raise fail(
             "with scores around 1000 the loss or dscores is not finite (np.exp overflows).",
             "Subtract the largest score of each row before np.exp: softmax does not change.",
         )
-    _compare("loss for scores + 1000", np.asarray(big_loss), want_loss)
+    _compare("loss for scores + 1000" + where, big_loss, want_loss)
+    # Rows thousands apart, and in each row two scores (the target's and the next) 3000 above
+    # the others: a shift by the largest of all scores, the mean or the minimum fails.
+    offsets = 1000.0 * (np.arange(N * T).reshape(N, T) % 3 - 1)
+    spread = scores + offsets[..., None] + 3000.0 * (np.eye(V)[Y] + np.eye(V)[(Y + 1) % V])
+    spread_loss, spread_grad = reference(spread)
+    out = unpack(call(fn, label, spread, Y), label, ("loss", "dscores"))
+    name = "loss for scores thousands apart"
+    if not (np.isfinite(_number(name, out[0])) and _finite(out[1])):
+        raise fail(
+            "with scores thousands apart (between rows and within a row) the loss or dscores "
+            "is not finite: np.exp overflowed, or a whole row underflowed to 0.",
+            "Subtract the largest score of each row, scores.max(axis=-1, keepdims=True): not "
+            "the largest of all scores, nor the mean or the minimum of the row.",
+        )
+    _compare(name + where, _number(name, out[0]), spread_loss)
+    _compare(f"dscores for scores thousands apart{where}", out[1], spread_grad)
+
+
+def check_temporal_softmax_loss(
+    fn: Callable, *, N: int = 2, T: int = 3, V: int = 5, seed: int = 2
+) -> None:
+    """Check ``temporal_softmax_loss(scores, Y) -> (loss, dscores)`` against ``F.cross_entropy``
+    (mean), on the given sizes and on others; stable for scores far apart."""
+    _check_loss_once(fn, N, T, V, seed)
+    _check_loss_once(fn, **_OTHER["loss"], seed=seed + 1000, where=_sizes("loss"))
     passed(
-        f"{label}: loss and dscores match F.cross_entropy (mean over N*T) and autograd; stable for large scores."
+        "temporal_softmax_loss: loss and dscores match F.cross_entropy (mean over N*T) and "
+        "autograd; stable for large scores and for scores far apart."
     )

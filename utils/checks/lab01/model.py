@@ -10,22 +10,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.checks.core import CheckError, passed
-from utils.checks.engine import Cause, call, describe, fail, number, unpack
+from utils.checks.engine import Cause, call, describe, fail, unpack
 from utils.checks.lab01.reference import (
     LONG,
     PARAM_NAMES,
     _compare,
     _finite,
     _n,
+    _number,
     _random_rnn,
     _t,
 )
 from utils.checks.references import rnn_from_weights
 
+_LONG_V = 5  # the longer run has D = 6 inputs and V = 5 outputs: nothing assumes D == V
 
-def _check_loss_and_grads_once(fn: Callable, N, T, V, H, seed, where: str = "") -> None:
+
+def _check_loss_and_grads_once(fn: Callable, N, T, V, H, seed, where: str = "", D=None) -> None:
     label = "loss_and_grads"
-    rng, X, h0, W_xh, W_hh, b_h = _random_rnn(N, T, V, H, seed)
+    rng, X, h0, W_xh, W_hh, b_h = _random_rnn(N, T, V if D is None else D, H, seed)
     W_hq, b_q = rng.normal(scale=0.5, size=(H, V)), rng.normal(scale=0.3, size=V)
     params = dict(zip(PARAM_NAMES, (W_xh, W_hh, b_h, W_hq, b_q)))
     Y = rng.integers(0, V, size=(N, T))
@@ -52,7 +55,7 @@ def _check_loss_and_grads_once(fn: Callable, N, T, V, H, seed, where: str = "") 
             )
     _compare(
         "loss" + where,
-        np.asarray(number("loss", loss)),
+        _number("loss", loss),
         np.asarray(losses[0].item()),
         causes=[
             Cause(np.asarray(losses[1].item()), "h0 is not used: pass the argument h0 to rnn_forward."),
@@ -83,10 +86,10 @@ def check_loss_and_grads(
     fn: Callable, *, N: int = 2, T: int = 4, V: int = 4, H: int = 5, seed: int = 5
 ) -> None:
     """Check ``loss_and_grads(params, X, Y, h0) -> (loss, grads)`` against PyTorch autograd,
-    on the given sizes and on a longer sequence (T = 25)."""
+    on the given sizes (D = V) and on a longer sequence (T = 25, D = 6, V = 5)."""
     _check_loss_and_grads_once(fn, N, T, V, H, seed)
-    long = (LONG["N"], LONG["T"], LONG["D"], LONG["H"], seed + 1000)
-    _check_loss_and_grads_once(fn, *long, where=f" (over T = {LONG['T']} steps)")
+    long = (LONG["N"], LONG["T"], _LONG_V, LONG["H"], seed + 1000)
+    _check_loss_and_grads_once(fn, *long, where=f" (over T = {LONG['T']} steps)", D=LONG["D"])
     passed(
         "loss_and_grads: loss and every gradient match nn.RNN + nn.Linear + F.cross_entropy "
         f"(autograd), for T = {T} and T = {LONG['T']}."
@@ -112,17 +115,28 @@ def _clip_causes(grads: dict, max_norm: float, norm: float) -> dict[str, dict]:
             scale(lambda g: np.clip(g, -max_norm, max_norm)),
         "The gradient is rescaled although its norm is below max_norm: only scale down, never up.":
             scale(lambda g: g * max_norm / (norm + 1e-6)),
+        "The scale uses the squared norm: it is max_norm / total_norm, with total_norm the square root of the sum of squares.":
+            scale(lambda g: g * min(1.0, max_norm / (norm**2 + 1e-6))),
+        "It clips to a norm of 1, not to max_norm: use the argument max_norm.":
+            scale(lambda g: g * min(1.0, 1.0 / (norm + 1e-6))),
     }  # fmt: skip
 
 
 def check_clip_grad_norm(fn: Callable, *, seed: int = 6) -> None:
     """Check ``clip_grad_norm(grads, max_norm) -> (clipped, total_norm)`` against
-    ``torch.nn.utils.clip_grad_norm_``: norm above and below max_norm, and all zeros."""
-    label, max_norm = "clip_grad_norm", 1.0
+    ``torch.nn.utils.clip_grad_norm_``: norm above and below max_norm, all zeros, and
+    another max_norm with the five arrays of the model."""
+    label = "clip_grad_norm"
     rng = np.random.default_rng(seed)
-    shapes = {"W_xh": (4, 5), "W_hh": (5, 5), "b_h": (5,)}
-    cases = {"norm above max_norm": 3.0, "norm below max_norm": 0.05, "all zeros": 0.0}
-    for case, scale in cases.items():
+    three = {"W_xh": (4, 5), "W_hh": (5, 5), "b_h": (5,)}
+    five = dict(zip(PARAM_NAMES, [(4, 5), (5, 5), (5,), (5, 3), (3,)]))
+    cases = {  # case: (scale of the gradients, max_norm, shapes)
+        "norm above max_norm": (3.0, 1.0, three),
+        "norm below max_norm": (0.05, 1.0, three),
+        "all zeros": (0.0, 1.0, three),
+        "norm above max_norm = 5, five arrays": (3.0, 5.0, five),
+    }
+    for case, (scale, max_norm, shapes) in cases.items():
         grads = {k: rng.normal(scale=scale, size=s) for k, s in shapes.items()}
         tensors = [nn.Parameter(_t(g)) for g in grads.values()]
         for p, g in zip(tensors, grads.values()):
@@ -145,16 +159,19 @@ def check_clip_grad_norm(fn: Callable, *, seed: int = 6) -> None:
                        f"grads {sorted(grads)}.")  # fmt: skip
         if not scale and not all(map(_finite, [total_norm, *clipped.values()])):
             raise fail(f"{label} returned non-finite values (NaN or inf) for all-zero gradients.", _ZERO_HINT)  # fmt: skip
+        norms = [np.linalg.norm(g) for g in grads.values()]
         _compare(
-            "total_norm",
-            np.asarray(number("total_norm", total_norm)),
+            f"total_norm ({case})",
+            _number("total_norm", total_norm),
             np.asarray(want_norm),
             threshold=1e-6,
             causes=[
                 Cause(np.asarray(want_norm**2), "It is the squared norm: take the square root."),
                 Cause(np.asarray(min(want_norm, max_norm)), "Return the norm before clipping (as PyTorch does)."),
+                Cause(np.asarray(sum(norms)), "It is the sum of the arrays' norms: the global norm is the square root of the sum of the squares of all entries of all arrays."),
             ],
-            hint=zero_hint,
+            hint=zero_hint or "total_norm is one global norm: the square root of the sum of "
+            "the squares of every entry of every array.",
         )  # fmt: skip
         causes = _clip_causes(grads, max_norm, want_norm)
         for k, p in zip(grads, tensors):
@@ -167,6 +184,6 @@ def check_clip_grad_norm(fn: Callable, *, seed: int = 6) -> None:
                     "makes one): whoever changes the clipped gradients would change grads too.",
                 )
     passed(
-        f"{label}: matches torch.nn.utils.clip_grad_norm_ above and below max_norm and for "
-        "all-zero gradients; returns new arrays, inputs unchanged."
+        f"{label}: matches torch.nn.utils.clip_grad_norm_ above and below max_norm (1 and 5) "
+        "and for all-zero gradients; returns new arrays, inputs unchanged."
     )

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.checks.engine import Cause, compare, describe, fail
+from utils.checks.engine import Cause, compare, describe, fail, number
 from utils.checks.references import rnn_from_weights
 
 THRESHOLD = 1e-7
@@ -24,8 +24,59 @@ PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 LONG = {"N": 3, "T": 25, "D": 6, "H": 4}
 """The backward checks also run on this longer sequence, with other sizes (D > H)."""
 
-_compare = partial(compare, threshold=THRESHOLD)
 _cell = partial(rnn_from_weights, cell=True)  # an nn.RNNCell (float64) with the lab's weights
+
+
+def _numpy_only(name: str, x) -> None:
+    if isinstance(x, torch.Tensor):
+        raise fail(
+            f"{name} is a torch Tensor, expected a NumPy array.",
+            "This lab is NumPy only: no torch in your functions (the checks use it only "
+            "for their reference).",
+        )
+
+
+def _compare(name: str, got, want: np.ndarray, **kwargs) -> float:
+    """:func:`compare` with the lab's threshold, refusing torch tensors (NumPy only)."""
+    _numpy_only(name, got)
+    return compare(name, got, want, **{"threshold": THRESHOLD, **kwargs})
+
+
+def _number(name: str, x) -> np.ndarray:
+    """One float64 number (a float, np.float64 or 0-d array), as a 0-d array."""
+    _numpy_only(name, x)
+    value = number(name, x)
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and dtype != np.float64:
+        raise fail(
+            f"{name} has dtype {dtype}, expected float64.",
+            "Return a Python float (float(...)) or a float64: float32 keeps about 7 digits.",
+        )
+    return np.asarray(value)
+
+
+def _snapshot(caches) -> list:
+    """Copies of the arrays of a list of step caches, to see later whether they changed."""
+    return [tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in c) for c in caches]
+
+
+def _check_unchanged(label: str, caches, items: list, snapshot: list, where=lambda t: "") -> None:
+    """The list ``caches`` still holds the objects ``items`` with the values of ``snapshot``."""
+    same = isinstance(caches, list) and len(caches) == len(items)
+    if not (same and all(a is b for a, b in zip(caches, items))):
+        raise fail(
+            f"{label} changed the list caches in place (its length, order or items).",
+            "Read it without changing it: no caches.reverse(), caches.pop() or caches[t] = ...; "
+            "walk back with for t in reversed(range(T)) and caches[t].",
+        )
+    for t, (cache, copy) in enumerate(zip(items, snapshot)):
+        for i, (part, a, b) in enumerate(zip(STEP_CACHE, cache, copy)):
+            if isinstance(b, np.ndarray) and not np.array_equal(a, b):
+                raise fail(
+                    f"{label} changed {part} (item {i}) of the cache{where(t)} in place.",
+                    "The caches belong to the forward pass (h_t of one step is h_prev of the "
+                    "next, x_t is a view of X): compute new arrays (1 - h_t**2, not h_t **= 2).",
+                )
 
 
 def _t(a) -> torch.Tensor:
@@ -103,50 +154,63 @@ def _wrong_activation_causes(X, h0, W_xh, W_hh, b_h) -> list[Cause]:
     return causes
 
 
-def _unrolled_autograd(
-    X, h0, W_xh, W_hh, b_h, dstates, *, tanh_grad: bool = True, carry: bool = True
-) -> dict:
-    """Autograd through T separate copies of one ``nn.RNNCell``: per-step weight gradients.
+_WRONG_DERIVATIVES = {  # what a backward pass uses instead of 1 - h_t**2, from (h_t, h_prev)
+    "none": lambda h, h_prev: torch.ones_like(h),
+    "h_prev": lambda h, h_prev: 1 - h_prev**2,
+    "tanh(h_t)": lambda h, h_prev: 1 - torch.tanh(h) ** 2,
+}
 
-    ``tanh_grad=False`` keeps the forward values but lets the gradient pass tanh
-    unchanged (a backward pass without the tanh derivative); ``carry=False`` stops
-    the gradient between time steps (a backward pass that drops dh_prev).
+
+def _unrolled_autograd(
+    X, h0, W_xh, W_hh, b_h, dstates, *, derivative: str | None = None, carry: bool = True
+) -> dict:
+    """Autograd through T separate copies of one ``nn.RNNCell``: per-step weight gradients,
+    and the total gradient reaching each state (``"dstates"``, (N, T, H)).
+
+    ``derivative`` (a key of _WRONG_DERIVATIVES) keeps the forward values but multiplies
+    the gradient passing tanh by a wrong derivative (``"none"``: a backward pass without
+    it); ``carry=False`` stops the gradient between steps (a pass that drops dh_prev).
     """
     X_t, h0_t = _t(X).requires_grad_(), _t(h0).requires_grad_()
     cells = [_cell(W_xh, W_hh, b_h) for _ in range(X.shape[1])]
     h, states = h0_t, []
     for t, cell in enumerate(cells):
-        if tanh_grad:
+        if derivative is None:
             h_new = cell(X_t[:, t], h)
         else:
             a = _linear_part(cell, X_t[:, t], h)
-            h_new = a + (torch.tanh(a) - a).detach()
+            slope = _WRONG_DERIVATIVES[derivative](torch.tanh(a), h).detach()
+            h_new = torch.tanh(a).detach() + (a - a.detach()) * slope
+        h_new.retain_grad()
         states.append(h_new)
         h = h_new if carry else h_new.detach()
     (torch.stack(states, 1) * _t(dstates)).sum().backward()
     return {
         "dX": _n(X_t.grad),
         "dh0": _n(h0_t.grad),
+        "dstates": np.stack([_n(h.grad) for h in states], axis=1),
         "dW_xh": [_n(c.weight_ih.grad.T) for c in cells],
         "dW_hh": [_n(c.weight_hh.grad.T) for c in cells],
         "db_h": [_n(c.bias_ih.grad) for c in cells],
     }
 
 
-def _bptt_forward_in_time(X, h0, W_xh, W_hh, b_h, dstates) -> dict:
-    """What a BPTT loop running *forward* in time computes: step t receives dstates
-    of step t plus the dh_prev that step t - 1 produced (autograd per step)."""
-    cell = _cell(W_xh, W_hh, b_h)
-    out = {"dX": np.zeros_like(X), "dW_xh": 0.0, "dW_hh": 0.0, "db_h": 0.0}
-    h_prev, carry = _t(h0), torch.zeros_like(_t(h0))
-    for t in range(X.shape[1]):
-        x, h = _t(X[:, t]).requires_grad_(), h_prev.clone().requires_grad_()
-        h_t = cell(x, h)
-        wrt = [x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih]
-        dx, carry, dW_ih, dW_hh, db = torch.autograd.grad(h_t, wrt, _t(dstates[:, t]) + carry)
+def _wrong_bptt_loop(caches, b_h, dstates, order, cache_at=None, dstates_at=None) -> dict:
+    """What a wrong BPTT loop computes (autograd per step): for t in ``order``, the step
+    of ``caches[cache_at(t)]`` receives ``dstates[:, dstates_at(t)]`` plus the dh_prev of
+    the step before in the loop; dX[:, t] is its dx (Python's negative indices wrap).
+    The callers pass wrong orders or indices: a loop forward in time, or off by one."""
+    cache_at, dstates_at = cache_at or (lambda t: t), dstates_at or (lambda t: t)
+    cell = _cell(caches[0][3], caches[0][4], b_h)
+    out = {"dX": np.zeros((*dstates.shape[:2], caches[0][0].shape[1])), "dW_xh": 0.0,
+           "dW_hh": 0.0, "db_h": 0.0}  # fmt: skip
+    carry = torch.zeros_like(_t(dstates[:, 0]))
+    for t in order:
+        x_t, h_prev = (_t(a).requires_grad_() for a in caches[cache_at(t)][:2])
+        upstream = _t(dstates[:, dstates_at(t)]) + carry
+        wrt = [x_t, h_prev, cell.weight_ih, cell.weight_hh, cell.bias_ih]
+        dx, carry, dW_ih, dW_hh, db = torch.autograd.grad(cell(x_t, h_prev), wrt, upstream)
         out["dX"][:, t] = _n(dx)
-        out["dW_xh"] = out["dW_xh"] + _n(dW_ih.T)
-        out["dW_hh"] = out["dW_hh"] + _n(dW_hh.T)
+        out["dW_xh"], out["dW_hh"] = out["dW_xh"] + _n(dW_ih.T), out["dW_hh"] + _n(dW_hh.T)
         out["db_h"] = out["db_h"] + _n(db)
-        h_prev = h_t.detach()
     return {**out, "dh0": _n(carry)}
