@@ -13,6 +13,8 @@ JOBS   ?= 2
 # Notebooks under test run in FAST mode, one thread per worker.
 TEST_ENV := WORKBOOK_FAST=$${WORKBOOK_FAST:-1} OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
             OPENBLAS_NUM_THREADS=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+# Tests run later labs against the exports earlier labs' solutions write.
+TEST_EXPORTS := $(CURDIR)/.test-exports
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
          --nbval-sanitize-with tests/nbval_sanitize.cfg
 # Open a browser only where there is a screen.
@@ -44,11 +46,13 @@ lab: $(STAMP) ## start JupyterLab at Chapter 1 (prints the URL)
 test: $(STAMP) ## lint, unit tests, labs in sync, every notebook executed (nbval)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) \
+	$(BIN)/python -m utils.instructor exports --out "$(TEST_EXPORTS)" >/dev/null
+	$(TEST_ENV) WORKBOOK_EXPORTS="$(TEST_EXPORTS)" $(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(NBVAL) \
 	  tests notebooks solutions labs $(PYTEST_ARGS)
 
 test-ui: $(STAMP) ## open the notebooks in headless Chromium and check what renders
-	$(TEST_ENV) WORKBOOK_UI_TESTS=1 $(BIN)/python -m pytest tests/ui -p no:xdist -rA $(PYTEST_ARGS)
+	$(BIN)/python -m utils.instructor exports --out "$(TEST_EXPORTS)" >/dev/null
+	$(TEST_ENV) WORKBOOK_UI_TESTS=1 WORKBOOK_EXPORTS="$(TEST_EXPORTS)" $(BIN)/python -m pytest tests/ui -p no:xdist -rA $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff on code and notebooks
 	$(BIN)/ruff check .
@@ -82,5 +86,5 @@ bench: $(STAMP) ## measure run times, accuracy targets and grading throughput
 	MPLBACKEND=Agg $(BIN)/python -m bench
 
 clean: ## remove the environment and generated files (keeps the data cache)
-	rm -rf $(VENV) .pytest_cache .ruff_cache grades release checkpoints tests/ui/screenshots
+	rm -rf $(VENV) .pytest_cache .ruff_cache grades release checkpoints tests/ui/screenshots .test-exports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

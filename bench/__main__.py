@@ -33,6 +33,7 @@ import torch
 
 from bench.budgets import budget
 from utils.instructor.execute import run_notebook
+from utils.instructor.exports import write_reference_exports
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = re.compile(r"^\[metric\] (?P<name>[^:\n]+): (?P<value>\S.*?)\s*$", re.M)
@@ -79,8 +80,10 @@ def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         # run in a scratch folder so files a notebook writes stay out of the repo
+        exports = Path(tmp) / "exports"  # earlier labs' exports, from their solutions
+        write_reference_exports(exports)
         try:
-            run_notebook(run, Path(tmp), fast=fast, timeout=900)
+            run_notebook(run, Path(tmp), fast=fast, timeout=900, exports=exports)
         except Exception as e:  # noqa: BLE001 - report, keep measuring the rest
             error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     seconds = time.perf_counter() - start

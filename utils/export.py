@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import os
 import sys
 import textwrap
 import types
@@ -128,21 +129,40 @@ def export_functions(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ExportError(f"each function may be exported once; repeated: {', '.join(dupes)}")
-    blocks = [function_source(fn).rstrip() for fn in functions]
+    blocks = [function_source(fn) for fn in functions]
     path = export_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = docstring or f"Functions exported from a notebook: {', '.join(names)}."
-    parts = ['"""' + doc.replace('"""', "'''") + '"""']
-    if header.strip():
-        parts.append(textwrap.dedent(header).strip())
-    text = "\n\n\n".join(parts + blocks) + "\n"
-    compile(text, str(path), "exec")  # fails here, not at import time, if something is off
-    path.write_text(text, encoding="utf-8")
+    write_module(path, names, blocks, header=header, docstring=docstring)
     try:
         where = path.resolve().relative_to(env.ROOT)
     except ValueError:
         where = path
     print(f"wrote {where}: {', '.join(names)}")
+    return path
+
+
+def write_module(
+    path: Path,
+    names: list[str],
+    blocks: list[str],
+    *,
+    header: str = "",
+    docstring: str | None = None,
+) -> Path:
+    """Write the function sources ``blocks`` (named ``names``) as one module at ``path``.
+
+    Checked to compile first; written to a temporary file and renamed, so a
+    reader (a later lab, a parallel test) never sees half a module.
+    """
+    doc = docstring or f"Functions exported from a notebook: {', '.join(names)}."
+    parts = ['"""' + doc.replace('"""', "'''") + '"""']
+    if header.strip():
+        parts.append(textwrap.dedent(header).strip())
+    text = "\n\n\n".join(parts + [b.rstrip() for b in blocks]) + "\n"
+    compile(text, str(path), "exec")  # fails here, not at import time, if something is off
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

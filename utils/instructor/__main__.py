@@ -4,6 +4,7 @@ python -m utils.instructor labs            # regenerate labs/ from solutions/
 python -m utils.instructor labs --check    # exit 1 if labs/ is out of date
 python -m utils.instructor modules         # regenerate utils/models/ from the chapters
 python -m utils.instructor modules --check # exit 1 if utils/models/ is out of date
+python -m utils.instructor exports --out D # the solutions' lab exports, into D
 python -m utils.instructor execute NB...   # run notebooks, store outputs (full mode)
 python -m utils.instructor grade DIR       # grade DIR/<student>/<lab>.ipynb into grades/
 python -m utils.instructor release         # the student bundle, no solutions, in release/
@@ -51,6 +52,18 @@ def _modules(args) -> int:
     except modules.ModuleSourceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _exports(args) -> int:
+    from utils.instructor.exports import ExportSourceError, write_reference_exports
+
+    try:
+        for path in write_reference_exports(Path(args.out)):
+            print(f"wrote {path}")
+    except ExportSourceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _execute(args) -> int:
@@ -129,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("modules", help="generate utils/models/ from cells tagged export:NAME")
     p.add_argument("--check", action="store_true", help="only report modules out of date")
     p.set_defaults(func=_modules)
+    p = sub.add_parser("exports", help="write the solutions' lab exports into a folder")
+    p.add_argument("--out", required=True, help="the folder (then WORKBOOK_EXPORTS=folder)")
+    p.set_defaults(func=_exports)
     p = sub.add_parser("execute", help="execute notebooks in place in a fresh kernel")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--fast", action="store_true", help="FAST mode (not for committed outputs)")

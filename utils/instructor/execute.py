@@ -49,9 +49,19 @@ def run_notebook(
     fast: bool,
     allow_errors: bool = False,
     timeout: int = 600,
+    exports: Path | None = None,
 ) -> nbformat.NotebookNode:
-    """Run ``nb`` top to bottom in a fresh kernel whose working directory is ``cwd``."""
-    with environment(WORKBOOK_FAST="1" if fast else "0", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+    """Run ``nb`` top to bottom in a fresh kernel whose working directory is ``cwd``.
+
+    ``exports``: the folder the kernel's labs export to and load from
+    (``WORKBOOK_EXPORTS``); default: as the environment says (``exports/``).
+    """
+    where = str(exports) if exports is not None else os.environ.get("WORKBOOK_EXPORTS")
+    with environment(
+        WORKBOOK_FAST="1" if fast else "0",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        WORKBOOK_EXPORTS=where,
+    ):
         client = NotebookClient(
             nb,
             timeout=timeout,

@@ -153,10 +153,14 @@ def tag_raising_cells(lab, path: Path, *, timeout: int = 300):
     solution notebook and stops generation.
     """
     from utils.instructor.execute import run_notebook
+    from utils.instructor.exports import write_reference_exports
 
     run = copy.deepcopy(lab)
     with tempfile.TemporaryDirectory(prefix="labgen-") as tmp:
-        run_notebook(run, Path(tmp), fast=True, allow_errors=True, timeout=timeout)
+        # earlier labs' exports, as their solutions write them: a later lab loads them
+        exports = Path(tmp) / "exports"
+        write_reference_exports(exports, path.parent)
+        run_notebook(run, Path(tmp), fast=True, allow_errors=True, timeout=timeout, exports=exports)
     any_stub_raised = False
     for i, (cell, ran) in enumerate(zip(lab.cells, run.cells)):
         if cell.cell_type != "code":
