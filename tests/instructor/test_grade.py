@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.factories import ROOT, grade_cell, solution_cell, write_notebook
+from tests.factories import ROOT, grade_cell, nbgrader_cell, solution_cell, write_notebook
 from utils.instructor import grade, labgen, sandbox
 from utils.instructor.notebook import nbgrader_meta, without_markers
 from utils.instructor.sandbox import Limits, Policy, _Watchdog
@@ -689,3 +689,32 @@ def test_a_later_lab_uses_the_students_own_earlier_export(tmp_path):
     feedback = (tmp_path / "out" / "feedback" / "bob" / "lab02_second.md").read_text()
     assert "run the export cell" in feedback
     assert not (ROOT / "exports" / "toy_mod.py").exists()  # nothing written into the workbook
+
+
+def test_written_answers_are_quoted_for_grading_by_hand(tmp_path):
+    written = nbgrader_cell(
+        "markdown", "Because the cell update is additive.", solution=True, grade=True,
+        grade_id="why", points=2,
+    )  # fmt: skip
+    cells = [
+        solution_cell("def one():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION", "one"),
+        grade_cell("assert one() == 1", "test_one", points=1),
+        written,
+    ]
+    solutions = tmp_path / "solutions"
+    src = write_notebook(solutions / "lab01_w.ipynb", cells)
+    starter = labgen.strip_solutions(nbformat.read(src, as_version=4), src)
+    starter.cells[0].source = answer(nbformat.read(src, as_version=4).cells[0].source)
+    starter.cells[2].source = "The gradient flows through c_t without a matrix."
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    nbformat.write(starter, tmp_path / "subs" / "ada" / "lab01_w.ipynb")
+    (r,) = grade.grade(
+        tmp_path / "subs", tmp_path / "out", solutions_dir=solutions, limits=TEST_LIMITS,
+        log=lambda *_: None,
+    )  # fmt: skip
+    assert (r.total, r.max_total, r.status) == (1, 1, "ok")  # the written answer is not auto-scored
+    row = next(csv.DictReader((tmp_path / "out" / "gradebook.csv").open()))
+    assert row["test_one"] == "1" and row["why"] == ""  # a column to fill in by hand
+    feedback = (tmp_path / "out" / "feedback" / "ada" / "lab01_w.md").read_text()
+    assert "Written answer `why` (2 points, graded by hand" in feedback
+    assert "> The gradient flows through c_t without a matrix." in feedback

@@ -57,7 +57,7 @@ import nbformat
 from utils import env
 from utils.env import ROOT
 from utils.instructor import labgen, sandbox
-from utils.instructor.notebook import nbgrader_meta
+from utils.instructor.notebook import ANSWER_STUB, nbgrader_meta
 from utils.instructor.sandbox import Limits
 from utils.instructor.student import package_dirs
 
@@ -121,6 +121,7 @@ class Lab:
     template: nbformat.NotebookNode  # the solution without outputs
     starter: nbformat.NotebookNode  # what students started from
     grade_cells: list[GradeCell]
+    written: list[GradeCell] = field(default_factory=list)  # answers graded by hand
 
     @property
     def max_total(self) -> float:
@@ -145,7 +146,32 @@ def load_lab(path: Path) -> Lab:
         for i, c in enumerate(template.cells)
         if c.cell_type == "code" and (m := nbgrader_meta(c)).get("grade")
     ]
-    return Lab(path.name, template, starter, grade_cells)
+    written = [
+        GradeCell(m["grade_id"], float(m.get("points", 0)), i)
+        for i, c in enumerate(template.cells)
+        if c.cell_type == "markdown" and (m := nbgrader_meta(c)).get("grade")
+    ]
+    return Lab(path.name, template, starter, grade_cells, written)
+
+
+def written_answers(lab: Lab, student: nbformat.NotebookNode) -> list[str]:
+    """Notes that quote the student's written answers, which an instructor grades by hand."""
+    answers = {
+        nbgrader_meta(c).get("grade_id"): c.source.strip()
+        for c in student.cells
+        if c.get("cell_type") == "markdown"
+    }
+    notes = []
+    for w in lab.written:
+        text = answers.get(w.grade_id) or ""
+        if not text or text == ANSWER_STUB:
+            text = "(no answer)"
+        quoted = "\n".join("> " + line for line in text.splitlines())
+        notes.append(
+            f"Written answer `{w.grade_id}` ({_num(w.points)} points, graded by hand, "
+            f"not in the score above):\n\n{quoted}\n"
+        )
+    return notes
 
 
 # ----------------------------------------------------------------- graded notebook
@@ -731,6 +757,7 @@ def grade(
                 )
                 results.append(Result.no_points(student, lab, OTHER, notes=[why]))
                 continue
+            graded.notes.extend(written_answers(lab, nb))
             jobs_todo.append(_Job(student, lab, graded, token))
     jobs = max(1, jobs or os.cpu_count() or 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -775,7 +802,9 @@ def _num(x: float) -> str:
 
 
 def gradebook_columns(lab_list: list[Lab]) -> list[str]:
+    """The tests' columns, then one empty column per written answer (to fill in by hand)."""
     ids = [gid for lab in lab_list for gid in lab.grade_ids]
+    ids += [w.grade_id for lab in lab_list for w in lab.written]
     return ["student", "lab", "total", "max_total", "status", "review", *ids]
 
 
