@@ -24,6 +24,7 @@ BUDGETS: dict[str, Budget] = {
     "notebooks/04_gru.ipynb": Budget(full=180, fast=45),
     "notebooks/05_rnn_modules_in_practice.ipynb": Budget(full=180, fast=45),
     "solutions/lab01_rnn_from_scratch.ipynb": Budget(full=60, fast=45),
+    "solutions/lab02_lstm_gru_from_scratch.ipynb": Budget(full=120, fast=45),
 }
 
 

@@ -26,6 +26,7 @@ NOTEBOOKS = [
     Notebook("notebooks/04_gru.ipynb", expects_progress=True),
     Notebook("notebooks/05_rnn_modules_in_practice.ipynb"),
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
+    Notebook("solutions/lab02_lstm_gru_from_scratch.ipynb"),
 ]
 
 CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progress=True)

@@ -1,0 +1,197 @@
+"""Lab 2's references: PyTorch runs of the lab's LSTM and GRU, right and deliberately wrong.
+
+The right ones are ``nn.LSTMCell`` / ``nn.LSTM`` / ``nn.GRUCell`` with the lab's
+stacked weights copied in through :mod:`utils.checks.references`; the wrong ones
+are :func:`lstm_step_t` / :func:`gru_step_t` with a flag that changes one thing
+(the gate order, a derivative, a path). None of them has the signature of an
+exercise; they return torch tensors. Shapes and names as in :mod:`utils.checks.lab02`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from utils.checks.engine import compare, describe, fail
+from utils.checks.references import load_named_weights
+
+THRESHOLD = 1e-7
+"""Largest relative error accepted (float64 everywhere)."""
+
+LSTM_CACHE = ("x_t", "h_prev", "c_prev", "i_t", "f_t", "g_t", "o_t", "c_t", "W_x", "W_h")
+GRU_CACHE = ("x_t", "h_prev", "r_t", "z_t", "n_t", "hn_t", "W_x", "W_h")
+LONG = {"N": 2, "T": 30, "D": 3, "H": 4}
+"""The sequence checks also run on this longer sequence (T >= 30)."""
+
+
+def _numpy_only(name: str, x) -> None:
+    if isinstance(x, torch.Tensor):
+        raise fail(
+            f"{name} is a torch Tensor, expected a NumPy array.",
+            "This lab is NumPy only: no torch in your functions (the checks use it only "
+            "for their reference).",
+        )
+
+
+def _compare(name: str, got, want, **kwargs) -> float:
+    """:func:`compare` with the lab's threshold, refusing torch tensors (NumPy only)."""
+    _numpy_only(name, got)
+    want = want.detach().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
+    causes = [(_n(v) if isinstance(v, torch.Tensor) else v, e) for v, e in kwargs.pop("causes", [])]
+    return compare(name, got, want, **{"threshold": THRESHOLD, "causes": causes, **kwargs})
+
+
+def _t(a) -> torch.Tensor:
+    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64)
+
+
+def _n(t) -> np.ndarray:
+    return t.detach().numpy().copy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def random_lstm(N: int, T: int, D: int, H: int, seed: int, *, zero_state: bool = False):
+    """rng, X (N, T, D), h0, c0 (N, H), W_x (D, 4H), W_h (H, 4H), b (4H,)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, T, D))
+    h0, c0 = rng.normal(scale=0.5, size=(N, H)), rng.normal(scale=1.0, size=(N, H))
+    if zero_state:
+        h0, c0 = np.zeros((N, H)), np.zeros((N, H))
+    W_x = rng.normal(scale=0.5, size=(D, 4 * H))
+    W_h = rng.normal(scale=0.5, size=(H, 4 * H))
+    return rng, X, h0, c0, W_x, W_h, rng.normal(scale=0.5, size=4 * H)
+
+
+def random_gru(N: int, D: int, H: int, seed: int):
+    """rng, x_t (N, D), h_prev (N, H), W_x (D, 3H), W_h (H, 3H), b_x, b_h (3H,)."""
+    rng = np.random.default_rng(seed)
+    x_t, h_prev = rng.normal(size=(N, D)), rng.normal(scale=0.7, size=(N, H))
+    W_x, W_h = rng.normal(scale=0.5, size=(D, 3 * H)), rng.normal(scale=0.5, size=(H, 3 * H))
+    return rng, x_t, h_prev, W_x, W_h, rng.normal(scale=0.5, size=3 * H), rng.normal(size=3 * H)
+
+
+def _blocks(W, order: str, subs: dict) -> dict:
+    """Split the stacked ``W`` into its gate blocks, named in ``order``."""
+    return dict(zip((subs[g] for g in order), np.split(np.asarray(W), len(order), axis=-1)))
+
+
+_LSTM_SUB = dict(zip("ifgo", "ifco"))
+_GRU_SUB = dict(zip("rzn", "rzh"))
+
+
+def lstm_module(W_x, W_h, b, *, cell: bool = True) -> nn.Module:
+    """An ``nn.LSTMCell`` (or a batch-first ``nn.LSTM``), float64, holding the stacked weights."""
+    D, H = W_x.shape[0], W_h.shape[0]
+    named = {}
+    for prefix, W in (("W_x", W_x), ("W_h", W_h), ("b_", b)):
+        named |= {prefix + k: v for k, v in _blocks(W, "ifgo", _LSTM_SUB).items()}
+    module = nn.LSTMCell(D, H) if cell else nn.LSTM(D, H, batch_first=True)
+    return load_named_weights(module.double(), named)
+
+
+def gru_cell(W_x, W_h, b_x, b_h) -> nn.GRUCell:
+    """An ``nn.GRUCell`` (float64) holding the stacked weights and the two biases."""
+    named = {}
+    for prefix, W in (("W_x", W_x), ("W_h", W_h)):
+        named |= {prefix + k: v for k, v in _blocks(W, "rzn", _GRU_SUB).items()}
+    bx, bh = _blocks(b_x, "rzn", _GRU_SUB), _blocks(b_h, "rzn", _GRU_SUB)
+    named |= {"b_r": bx["r"] + bh["r"], "b_z": bx["z"] + bh["z"], "b_xh": bx["h"], "b_hh": bh["h"]}
+    cell = load_named_weights(nn.GRUCell(W_x.shape[0], W_h.shape[0]).double(), named)
+    with torch.no_grad():  # keep the two biases of r and z apart, as the lab does
+        cell.bias_ih.copy_(_t(b_x))
+        cell.bias_hh.copy_(_t(b_h))
+    return cell
+
+
+def _straight(value: torch.Tensor, a: torch.Tensor, slope) -> torch.Tensor:
+    """``value`` in the forward pass, with ``slope`` as its derivative with respect to ``a``."""
+    return value.detach() + (a - a.detach()) * slope
+
+
+def _sigmoid(a, flags):
+    s = torch.sigmoid(a)
+    return _straight(s, a, 1.0) if "no_sigmoid_grad" in flags else s
+
+
+def lstm_step_t(x, h, c, W_x, W_h, b, *flags: str, order: str = "ifgo"):
+    """One LSTM step in torch (stacked tensors), deliberately changed by ``flags``.
+
+    Forward flags: ``order`` (the blocks read as these gates), ``no_forget``
+    (c_t = c_prev + i g), ``no_tanh_c`` (h_t = o c_t), ``sigmoid_g`` (the candidate
+    with a sigmoid). Backward flags (same values, wrong derivative): ``no_sigmoid_grad``,
+    ``no_tanh_c_grad`` (tanh'(c_t) forgotten), ``no_tanh_g_grad``, ``no_h_to_c``
+    (no gradient from h_t into c_t).
+    """
+    a = x @ W_x + h @ W_h + b
+    blocks = dict(zip(order, a.chunk(4, dim=-1)))
+    i, f, o = (_sigmoid(blocks[k], flags) for k in "ifo")
+    g = torch.sigmoid(blocks["g"]) if "sigmoid_g" in flags else torch.tanh(blocks["g"])
+    if "no_tanh_g_grad" in flags:
+        g = _straight(g, blocks["g"], 1.0)
+    c_new = (c if "no_forget" in flags else f * c) + i * g
+    tc = c_new if "no_tanh_c" in flags else torch.tanh(c_new)
+    if "no_tanh_c_grad" in flags:
+        tc = _straight(tc, c_new, 1.0)
+    if "no_h_to_c" in flags:
+        tc = tc.detach()
+    return o * tc, c_new
+
+
+def gru_step_t(x, h, W_x, W_h, b_x, b_h, *flags: str, order: str = "rzn"):
+    """One GRU step in torch, PyTorch's form, deliberately changed by ``flags``.
+
+    Forward: ``order``, ``reset_before`` (n = tanh(x W_xn + b_xn + (r h) W_hn + b_hn)),
+    ``z_flipped`` (h_t = z n + (1 - z) h_prev), ``b_hn_outside`` (b_hn not multiplied
+    by r). Backward: ``no_sigmoid_grad``, ``no_tanh_grad``.
+    """
+    H = h.shape[1]
+    ax, ah = x @ W_x + b_x, h @ W_h + b_h
+    bx, bh = dict(zip(order, ax.chunk(3, dim=-1))), dict(zip(order, ah.chunk(3, dim=-1)))
+    r, z = (_sigmoid(bx[k] + bh[k], flags) for k in "rz")
+    sl = slice(order.index("n") * H, (order.index("n") + 1) * H)
+    if "reset_before" in flags:
+        pre = bx["n"] + (r * h) @ W_h[:, sl] + b_h[sl]
+    elif "b_hn_outside" in flags:
+        pre = bx["n"] + r * (bh["n"] - b_h[sl]) + b_h[sl]
+    else:
+        pre = bx["n"] + r * bh["n"]
+    n = torch.tanh(pre)
+    if "no_tanh_grad" in flags:
+        n = _straight(n, pre, 1.0)
+    return (z * n + (1 - z) * h) if "z_flipped" in flags else ((1 - z) * n + z * h)
+
+
+def check_cache(name: str, cache, expected: tuple, parts: tuple, hint: str, step: str = ""):
+    """A step cache is a tuple of the arrays ``expected`` (named ``parts``)."""
+    if not isinstance(cache, tuple | list) or len(cache) != len(parts):
+        size = f" of {len(cache)} items" if isinstance(cache, tuple | list) else ""
+        raise fail(
+            f"{name} is a {describe(cache)}{size}, expected the tuple of {len(parts)} "
+            f"({', '.join(parts)}).",
+            hint,
+        )
+    for i, (part, value, want) in enumerate(zip(parts, cache, expected)):
+        _compare(f"{name}[{i}] ({part}{step})", value, want, hint=hint)
+
+
+def snapshot(caches) -> list:
+    return [tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in c) for c in caches]
+
+
+def check_unchanged(label: str, caches, items: list, before: list, parts: tuple) -> None:
+    """The list ``caches`` still holds ``items`` with the values of ``before``."""
+    if not (isinstance(caches, list) and len(caches) == len(items)) or any(
+        a is not b for a, b in zip(caches, items)
+    ):
+        raise fail(
+            f"{label} changed the list caches in place (its length, order or items).",
+            "Read it without changing it: walk back with for t in reversed(range(T)).",
+        )
+    for t, (cache, copy) in enumerate(zip(items, before)):
+        for i, (part, a, b) in enumerate(zip(parts, cache, copy)):
+            if isinstance(b, np.ndarray) and not np.array_equal(a, b):
+                raise fail(
+                    f"{label} changed {part} (item {i}) of the cache of step t = {t + 1} in place.",
+                    "The caches belong to the forward pass: compute new arrays (a = a * b, "
+                    "not a *= b).",
+                )
