@@ -718,3 +718,30 @@ def test_written_answers_are_quoted_for_grading_by_hand(tmp_path):
     feedback = (tmp_path / "out" / "feedback" / "ada" / "lab01_w.md").read_text()
     assert "Written answer `why` (2 points, graded by hand" in feedback
     assert "> The gradient flows through c_t without a matrix." in feedback
+
+
+# --- Lab 2 builds on Lab 1 ------------------------------------------------------------
+
+
+def test_lab2_is_graded_with_the_students_own_lab1_export(tmp_path):
+    """Full marks on Lab 2 need the student's Lab 1 export (Part 4 loads rnn_scratch)."""
+    lab2 = "lab02_lstm_gru_from_scratch.ipynb"
+    subs = tmp_path / "subs"
+    for student, labs in {"ada": (LAB1, lab2), "bob": (lab2,)}.items():
+        for name in labs:
+            starter = nbformat.read(ROOT / "labs" / name, as_version=4)
+            solution = nbformat.read(ROOT / "solutions" / name, as_version=4)
+            write(subs, student, name, filled(starter, solution))
+    results = grade.grade(subs, tmp_path / "out", limits=TEST_LIMITS, jobs=2, log=lambda *_: None)
+    got = {(r.student, r.lab): r for r in results}
+    ada, bob = got[("ada", lab2)], got[("bob", lab2)]
+    assert got[("ada", LAB1)].total == got[("ada", LAB1)].max_total
+    assert ada.status == "ok" and ada.total == ada.max_total == 10, ada.feedback
+    assert any("Written answer `why_additive` (2 points" in n for n in ada.notes)
+    # bob's exercises are right too: every test passes. Part 4, which needs his Lab 1
+    # export, stops with the message to run Lab 1's export cell; it carries no points.
+    assert bob.status == "ok" and bob.total == bob.max_total
+    feedback = (
+        tmp_path / "out" / "feedback" / "bob" / "lab02_lstm_gru_from_scratch.md"
+    ).read_text()
+    assert "Score: 10 / 10" in feedback
