@@ -118,6 +118,16 @@ NORM_C = "dc_norms[t] = np.linalg.norm(dc_next + dh * o_t * (1.0 - np.tanh(c_t) 
 H_GRU = "h_t = (1.0 - z_t) * n_t + z_t * h_prev"
 N_GRU = "n_t = np.tanh(ax[:, 2 * H :] + r_t * hn_t)"
 ORDER = "gate order"
+FWD_LOOP = (
+    "    h_t, c_t = h0, c0\n    steps, caches = [], []\n    for t in range(T):\n"
+    "        h_t, c_t, cache = lstm_step_forward(X[:, t], h_t, c_t, W_x, W_h, b)\n"
+    "        steps.append(h_t)\n"
+)
+BUFFER = (  # the states updated in place: every cache holds the same two arrays
+    "    h_t, c_t = h0.copy(), c0.copy()\n    steps, caches = [], []\n    for t in range(T):\n"
+    "        h_new, c_new, cache = lstm_step_forward(X[:, t], h_t, c_t, W_x, W_h, b)\n"
+    "        h_t[...], c_t[...] = h_new, c_new\n        steps.append(h_t.copy())\n"
+)
 
 MUTATIONS = [
     # -- LSTM step forward
@@ -251,6 +261,57 @@ MUTATIONS = [
          "db_x, db_h = dax.sum(axis=0), dah", "gru_step_backward", "db_h must be (3H,)"),
     text("gru bwd: dW_x from dah", "dW_x = x_t.T @ dax", "dW_x = x_t.T @ dah", "gru_step_backward",
          "differs"),
+    # -- found by a second review: accepted or misdiagnosed by the earlier checks
+    text("lstm fwd: no input gate", C_T, "c_t = f_t * c_prev + g_t", "lstm_step_forward",
+         "not multiplied by the input gate"),
+    text("lstm fwd: h_t and c_t returned swapped", "return h_t, c_t, cache",
+         "return c_t, h_t, cache", "lstm_step_forward", "return h_t, c_t, cache in this order"),
+    text("lstm bwd: tanh' at c_prev", DC, "dc = dc_t + dh_t * o_t * (1.0 - np.tanh(c_prev) ** 2)",
+         "lstm_step_backward", "tanh' is taken at c_prev"),
+    text("lstm bwd: sigmoid derivative taken as s", "da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)",
+         "da = np.concatenate([dc * g_t * i_t, dc * c_prev * f_t, da_g, dh_t * tanh_c * o_t], axis=1)",
+         "lstm_step_backward", "derivative is taken as s"),
+    text("lstm seq fwd: last step dropped when T is odd", "    for t in range(T):\n        h_t, c_t, cache",
+         "    for t in range(T - T % 2 if T > 1 else T):\n        h_t, c_t, cache", "lstm_forward",
+         "T = 3"),
+    text("lstm seq fwd: one state buffer in every cache", FWD_LOOP, BUFFER, "lstm_forward",
+         "same array in memory"),
+    text("lstm seq fwd: h not carried", "lstm_step_forward(X[:, t], h_t, c_t,",
+         "lstm_step_forward(X[:, t], h0, c_t,", "lstm_forward", "h_t is not carried"),
+    text("lstm seq fwd: reads the input of the step before", "lstm_step_forward(X[:, t], h_t, c_t,",
+         "lstm_step_forward(X[:, t - 1], h_t, c_t,", "lstm_forward", "Off by one in time in the inputs"),
+    text("lstm seq fwd: states are the cell states", "        steps.append(h_t)\n",
+         "        steps.append(c_t)\n", "lstm_forward", "holds the cell states"),
+    text("lstm bptt: dh0 and dc0 swapped", "dh0, dc0 = dh_next, dc_next", "dh0, dc0 = dc_next, dh_next",
+         "lstm_backward", "dh0 and dc0 are swapped"),
+    text("lstm bptt: dh0, dc0 from the first iteration", "dh0, dc0 = dh_next, dc_next\n",
+         "dh0, dc0 = dh_next, dc_next\n    if T > 1:\n        dh0, dc0 = lstm_step_backward(dstates[:, -1], "
+         "np.zeros((N, H)), caches[-1])[1:3]\n", "lstm_backward", "comes out of step t = T"),
+    text("norms: dL/dc_t without dc_prev of step t + 1", NORM_C,
+         "dc_norms[t] = np.linalg.norm(dh * o_t * (1.0 - np.tanh(c_t) ** 2))", "lstm_grad_norms",
+         "misses dc_prev of step t + 1"),
+    text("norms: dL/dc_t without tanh'", NORM_C, "dc_norms[t] = np.linalg.norm(dc_next + dh * o_t)",
+         "lstm_grad_norms", "tanh'(c_t) is forgotten"),
+    text("norms: dc norm taken after the step", NORM_C + "\n        _, dh_next, dc_next, _, _, _ = lstm_step_backward(dh, dc_next, caches[t])\n",
+         "_, dh_next, dc_next, _, _, _ = lstm_step_backward(dh, dc_next, caches[t])\n"
+         "        dc_norms[t] = np.linalg.norm(dc_next)\n", "lstm_grad_norms", "passes back"),
+    text("norms: dc_prev not carried", "_, dh_next, dc_next, _, _, _ = lstm_step_backward(",
+         "_, dh_next, _, _, _, _ = lstm_step_backward(", "lstm_grad_norms", "dc_prev is not carried back"),
+    text("norms: last step dropped when T is odd", "    for t in reversed(range(T)):\n        dh = ",
+         "    for t in reversed(range(T - T % 2 if T > 1 else T)):\n        dh = ", "lstm_grad_norms",
+         "T = 3"),
+    text("gru bwd: dW_hn as if the reset came first", "dW_h = h_prev.T @ dah",
+         "dW_h = np.concatenate([h_prev.T @ dah[:, : 2 * h_prev.shape[1]], (r_t * h_prev).T @ da_n], axis=1)",
+         "gru_step_backward", "as if the reset came before the matmul"),
+    text("gru bwd: direct path without z", "dh_prev = dah @ W_h.T + dh_t * z_t",
+         "dh_prev = dah @ W_h.T + dh_t", "gru_step_backward", "not dh_t"),
+    text("gru bwd: db_x and db_h swapped", "db_x, db_h = dax.sum(axis=0), dah.sum(axis=0)",
+         "db_h, db_x = dax.sum(axis=0), dah.sum(axis=0)", "gru_step_backward", "It is db_h"),
+    text("gru bwd: dz with the wrong sign", "da_z = dh_t * (h_prev - n_t)", "da_z = dh_t * (n_t - h_prev)",
+         "gru_step_backward", "z block has the wrong sign"),
+    text("gru bwd: sigmoid derivative taken as s", "da_z = dh_t * (h_prev - n_t) * z_t * (1.0 - z_t)\n    da_r = da_n * hn_t * r_t * (1.0 - r_t)",
+         "da_z = dh_t * (h_prev - n_t) * z_t\n    da_r = da_n * hn_t * r_t", "gru_step_backward",
+         "derivative is taken as s"),
 ]  # fmt: skip
 
 ALL_MUTATIONS = MUTATIONS + garbage(CHECKS)

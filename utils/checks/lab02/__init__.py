@@ -23,12 +23,9 @@ gate order, so the stacked weights copy straight from ``nn.LSTM`` / ``nn.GRU``):
 from utils.checks.core import CheckError
 from utils.checks.lab02.gru import check_gru_step_backward, check_gru_step_forward
 from utils.checks.lab02.lstm import check_lstm_step_backward, check_lstm_step_forward
+from utils.checks.lab02.norms import check_lstm_grad_norms
 from utils.checks.lab02.reference import GRU_CACHE, LONG, LSTM_CACHE, THRESHOLD
-from utils.checks.lab02.sequence import (
-    check_lstm_backward,
-    check_lstm_forward,
-    check_lstm_grad_norms,
-)
+from utils.checks.lab02.sequence import check_lstm_backward, check_lstm_forward
 
 __all__ = [
     "GRU_CACHE",

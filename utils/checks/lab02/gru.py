@@ -83,7 +83,10 @@ def check_gru_step_forward(
 _BACKWARD = {
     "no_sigmoid_grad": "A sigmoid derivative is missing: the gradient through r_t or z_t is "
     "multiplied by s * (1 - s).",
+    "sigmoid_s_grad": "The sigmoid derivative is taken as s: for r_t and z_t it is s * (1 - s).",
     "no_tanh_grad": "The tanh derivative of n_t is missing: multiply by 1 - n_t**2.",
+    "reset_before_grad": "dW_hn is computed as if the reset came before the matmul, "
+    "(r_t * h_prev)^T dn_pre: the reset multiplies hn_t, so dW_hn = h_prev^T (dn_pre * r_t).",
     "z_flipped": "z_t and 1 - z_t are swapped: dn = dh_t * (1 - z_t), dh_prev gets dh_t * z_t.",
     "reset_before": "The reset gate is treated as applied before the matmul: it multiplies "
     "hn_t = h_prev @ W_hn + b_hn, so dW_hn = h_prev^T (dn_pre * r_t), and db_hn gets r_t too.",
@@ -130,11 +133,21 @@ def _check_backward_once(fn: Callable, N, D, H, seed, where="") -> None:
         if name == "dh_prev":
             causes.append(Cause(want[name] - dh * z, "The direct path is missing: h_t = ... + "
                                 "z_t * h_prev, so dh_prev also gets dh_t * z_t."))  # fmt: skip
+            causes.append(Cause(want[name] - dh * z + dh, "The direct path is dh_t * z_t "
+                                "(h_t = ... + z_t * h_prev), not dh_t."))  # fmt: skip
         if name == "db_h":
             no_r = want["db_h"].copy()
             no_r[2 * H :] = want["db_x"][2 * H :]
             causes.append(Cause(no_r, "db_h of the n block is the gradient before the reset: "
                                 "it is the sum of dn_pre * r_t (b_hn sits inside the reset)."))  # fmt: skip
+        if name in ("db_x", "db_h"):
+            other = "db_h" if name == "db_x" else "db_x"
+            causes.append(Cause(want[other], f"It is {other}: db_x sums (dr, dz, dn) over the "
+                                "batch, db_h sums (dr, dz, dn * r_t)."))  # fmt: skip
+            flip = want[name].copy()
+            flip[H : 2 * H] *= -1
+            causes.append(Cause(flip, "The z block has the wrong sign: h_t = (1 - z_t) n_t + "
+                                "z_t h_prev, so dz = dh_t * (h_prev - n_t)."))  # fmt: skip
         _compare(name + where, got[name], want[name], causes=causes,
                  shape_hint=f"{name} must be {_SHAPES[name]}.",
                  hint="Build dax = (dr, dz, dn) and dah = (dr, dz, dn * r_t) over the 3H "

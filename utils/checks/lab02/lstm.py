@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import permutations
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ _FORWARD_CAUSES = [  # (gate order, flags of lstm_step_t, explanation)
     ("figo", (), "The forget gate multiplies the candidate (and the input gate c_prev): "
      "c_t = f_t * c_prev + i_t * g_t."),
     ("ifgo", ("no_forget",), "c_prev is not multiplied by the forget gate f_t: "
+     "c_t = f_t * c_prev + i_t * g_t."),
+    ("ifgo", ("no_input",), "g_t is not multiplied by the input gate i_t: "
      "c_t = f_t * c_prev + i_t * g_t."),
     ("ifgo", ("no_tanh_c",), "h_t = o_t * c_t: the output is o_t * tanh(c_t)."),
     ("ifgo", ("sigmoid_g",), "The candidate g_t uses a sigmoid: it is np.tanh of its block."),
@@ -66,9 +69,11 @@ def _check_step_forward_once(fn: Callable, N, D, H, seed, where: str = "") -> No
     with torch.no_grad():
         want_h, want_c = cell(_t(x), (_t(h), _t(c)))
     shape = "must be (N, H): x_t @ W_x + h_prev @ W_h + b is (N, 4H), one block of H per gate."
-    for k, (name, want) in enumerate((("c_t", want_c), ("h_t", want_h))):
+    swapped = "It equals {}: return h_t, c_t, cache in this order."
+    for k, (name, want, other) in enumerate((("c_t", want_c, "h_t"), ("h_t", want_h, "c_t"))):
+        causes = [Cause(_n((want_h, want_c)[k]), swapped.format(other))]
         _compare(name + where, out[1 - k], want, shape_hint=f"{name} {shape}",
-                 causes=_forward_causes(x, h, c, W_x, W_h, b, 1 - k))  # fmt: skip
+                 causes=causes + _forward_causes(x, h, c, W_x, W_h, b, 1 - k))  # fmt: skip
     a = x @ W_x + h @ W_h + b
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     gates = (sig(a[:, :H]), sig(a[:, H : 2 * H]), np.tanh(a[:, 2 * H : 3 * H]), sig(a[:, 3 * H :]))
@@ -92,12 +97,17 @@ def check_lstm_step_forward(
     )
 
 
+_ORDER = "The gate gradients are stacked in the wrong order: da = (da_i, da_f, da_g, da_o), in the order i, f, g, o."
 _BACKWARD_CAUSES = {
     "no_tanh_c_grad": "tanh'(c_t) is forgotten: dh_t reaches c_t through o_t * (1 - tanh(c_t)**2).",
     "no_h_to_c": "The gradient of h_t does not reach c_t: dc_t of this step is the dc_t given "
     "plus dh_t * o_t * (1 - tanh(c_t)**2).",
+    "tanh_c_prev_grad": "tanh' is taken at c_prev: dh_t reaches c_t through "
+    "o_t * (1 - tanh(c_t)**2), at c_t, the cell state of this step.",
     "no_sigmoid_grad": "A sigmoid derivative is missing: the gradient through a gate "
     "s = sigmoid(a) is multiplied by s * (1 - s).",
+    "sigmoid_s_grad": "The sigmoid derivative is taken as s: it is s * (1 - s), for i_t, "
+    "f_t and o_t.",
     "no_tanh_g_grad": "The derivative of the candidate's tanh is missing: multiply by 1 - g_t**2.",
 }
 
@@ -146,6 +156,10 @@ def _check_step_backward_once(fn: Callable, N, D, H, seed, where: str = "") -> N
         causes = [Cause(w[name], _BACKWARD_CAUSES[k]) for k, w in wrong.items()]
         causes.append(Cause(no_dc[name], "The dc_t given is not used: it adds to the "
                             "gradient of c_t (dc_t + dh_t * o_t * (1 - tanh(c_t)**2))."))  # fmt: skip
+        if name in ("db", "dW_x", "dW_h"):  # the gate gradients stacked in another order
+            blocks = np.split(want[name], 4, axis=-1)
+            causes += [Cause(np.concatenate([blocks["ifgo".index(g)] for g in p], -1), _ORDER)
+                       for p in map("".join, permutations("ifgo")) if p != "ifgo"]  # fmt: skip
         if name == "dc_prev":
             causes.append(Cause(dc + dh * gates[3] * (1 - np.tanh(_n(c_t)) ** 2),
                                 "dc_prev is missing the forget gate: dc_prev = dc * f_t."))  # fmt: skip

@@ -110,6 +110,8 @@ def _straight(value: torch.Tensor, a: torch.Tensor, slope) -> torch.Tensor:
 
 def _sigmoid(a, flags):
     s = torch.sigmoid(a)
+    if "sigmoid_s_grad" in flags:  # s instead of s * (1 - s)
+        return _straight(s, a, s.detach())
     return _straight(s, a, 1.0) if "no_sigmoid_grad" in flags else s
 
 
@@ -117,10 +119,11 @@ def lstm_step_t(x, h, c, W_x, W_h, b, *flags: str, order: str = "ifgo"):
     """One LSTM step in torch (stacked tensors), deliberately changed by ``flags``.
 
     Forward flags: ``order`` (the blocks read as these gates), ``no_forget``
-    (c_t = c_prev + i g), ``no_tanh_c`` (h_t = o c_t), ``sigmoid_g`` (the candidate
-    with a sigmoid). Backward flags (same values, wrong derivative): ``no_sigmoid_grad``,
-    ``no_tanh_c_grad`` (tanh'(c_t) forgotten), ``no_tanh_g_grad``, ``no_h_to_c``
-    (no gradient from h_t into c_t).
+    (c_t = c_prev + i g), ``no_input`` (c_t = f c_prev + g), ``no_tanh_c`` (h_t = o c_t),
+    ``sigmoid_g`` (the candidate with a sigmoid). Backward flags (same values, wrong
+    derivative): ``no_sigmoid_grad``, ``sigmoid_s_grad`` (s for s (1 - s)),
+    ``no_tanh_c_grad`` (tanh'(c_t) forgotten), ``tanh_c_prev_grad`` (tanh' at c_prev),
+    ``no_tanh_g_grad``, ``no_h_to_c`` (no gradient from h_t into c_t).
     """
     a = x @ W_x + h @ W_h + b
     blocks = dict(zip(order, a.chunk(4, dim=-1)))
@@ -128,10 +131,11 @@ def lstm_step_t(x, h, c, W_x, W_h, b, *flags: str, order: str = "ifgo"):
     g = torch.sigmoid(blocks["g"]) if "sigmoid_g" in flags else torch.tanh(blocks["g"])
     if "no_tanh_g_grad" in flags:
         g = _straight(g, blocks["g"], 1.0)
-    c_new = (c if "no_forget" in flags else f * c) + i * g
+    c_new = (c if "no_forget" in flags else f * c) + (g if "no_input" in flags else i * g)
     tc = c_new if "no_tanh_c" in flags else torch.tanh(c_new)
-    if "no_tanh_c_grad" in flags:
-        tc = _straight(tc, c_new, 1.0)
+    if "no_tanh_c_grad" in flags or "tanh_c_prev_grad" in flags:
+        slope = 1.0 if "no_tanh_c_grad" in flags else 1 - torch.tanh(c.detach()) ** 2
+        tc = _straight(tc, c_new, slope)
     if "no_h_to_c" in flags:
         tc = tc.detach()
     return o * tc, c_new
@@ -142,7 +146,8 @@ def gru_step_t(x, h, W_x, W_h, b_x, b_h, *flags: str, order: str = "rzn"):
 
     Forward: ``order``, ``reset_before`` (n = tanh(x W_xn + b_xn + (r h) W_hn + b_hn)),
     ``z_flipped`` (h_t = z n + (1 - z) h_prev), ``b_hn_outside`` (b_hn not multiplied
-    by r). Backward: ``no_sigmoid_grad``, ``no_tanh_grad``.
+    by r). Backward: ``no_sigmoid_grad``, ``sigmoid_s_grad``, ``no_tanh_grad``,
+    ``reset_before_grad`` (only dW_hn as if the reset came first: (r h_prev)^T dn_pre).
     """
     H = h.shape[1]
     ax, ah = x @ W_x + b_x, h @ W_h + b_h
@@ -155,6 +160,10 @@ def gru_step_t(x, h, W_x, W_h, b_x, b_h, *flags: str, order: str = "rzn"):
         pre = bx["n"] + r * (bh["n"] - b_h[sl]) + b_h[sl]
     else:
         pre = bx["n"] + r * bh["n"]
+    if "reset_before_grad" in flags:  # same value; W_hn's gradient through (r h_prev) only
+        W_n = W_h[:, sl]
+        rh = (r * h).detach()
+        pre = bx["n"] + r * (h @ W_n.detach() + b_h[sl]) + (rh @ W_n - (rh @ W_n).detach())
     n = torch.tanh(pre)
     if "no_tanh_grad" in flags:
         n = _straight(n, pre, 1.0)
@@ -195,3 +204,26 @@ def check_unchanged(label: str, caches, items: list, before: list, parts: tuple)
                     "The caches belong to the forward pass: compute new arrays (a = a * b, "
                     "not a *= b).",
                 )
+
+
+def check_distinct(caches, slots: dict) -> None:
+    """No array is stored as two different states in two caches (a buffer overwritten in
+    place). ``slots``: cache index -> (name, offset): the slot holds state t + offset."""
+    seen = []  # (which state, array, where)
+    for t, cache in enumerate(caches):
+        if not isinstance(cache, tuple | list):
+            continue  # the value checks explain it
+        for slot, (part, offset) in slots.items():
+            value = cache[slot] if slot < len(cache) else None
+            if not isinstance(value, np.ndarray):
+                continue
+            where = f"caches[{t}][{slot}] ({part} of step t = {t + 1})"
+            for (kind, state), array, there in seen:
+                if (kind, state) != (part[0], t + offset) and np.shares_memory(value, array):
+                    raise fail(
+                        f"{where} and {there} are the same array in memory, though they hold "
+                        "different values: all the caches see its last value.",
+                        "An array updated in place (h[...] = ..., c += ..., out=c) is stored in "
+                        "several caches. Make a new array per step: c_t = f_t * c_prev + ... does.",
+                    )
+            seen.append(((part[0], t + offset), value, where))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed
-from utils.checks.engine import Cause, call, describe, fail, unpack
+from utils.checks.engine import Cause, CheckError, call, describe, fail, unpack
 from utils.checks.lab02.reference import (
     LONG,
     LSTM_CACHE,
@@ -16,6 +16,7 @@ from utils.checks.lab02.reference import (
     _n,
     _t,
     check_cache,
+    check_distinct,
     check_unchanged,
     lstm_module,
     lstm_step_t,
@@ -24,6 +25,7 @@ from utils.checks.lab02.reference import (
 )
 
 _EDGE = {"N": 1, "T": 1, "D": 2, "H": 3}  # one row, one step, zero initial states
+ODD = {"N": 3, "T": 3, "D": 2, "H": 2}  # T odd (the other runs have T even or 1), D = H
 
 
 def _where(sizes: dict, zero: bool = False) -> str:
@@ -31,7 +33,8 @@ def _where(sizes: dict, zero: bool = False) -> str:
     return f" ({text}{', h0 = c0 = 0' if zero else ''})"
 
 
-def _unrolled(X, h0, c0, W_x, W_h, b, dstates, *flags, carry_h=True, carry_c=True) -> dict:
+def _unrolled(X, h0, c0, W_x, W_h, b, dstates, *flags, carry_h=True, carry_c=True,
+              from_h0=False) -> dict:  # fmt: skip
     """Autograd of sum(states * dstates) through T steps, each with its own copy of the
     weights (per-step weight gradients); nn.LSTMCell copies when no flag is given.
     Returns dX, dh0, dc0, per-step dW_x, dW_h, db, and the total gradients dh, dc
@@ -50,7 +53,7 @@ def _unrolled(X, h0, c0, W_x, W_h, b, dstates, *flags, carry_h=True, carry_c=Tru
         h_new.retain_grad()
         c_new.retain_grad()
         hs.append(h_new), cs.append(c_new), weights.append(w)
-        h = h_new if carry_h else h_new.detach()
+        h = h_new if carry_h else (h0_t if from_h0 else h_new.detach())
         c = c_new if carry_c else c_new.detach()
     (torch.stack(hs, 1) * _t(dstates)).sum().backward()
     tr = (lambda g: g.T) if not flags else (lambda g: g)  # nn.* stores (4H, D)
@@ -100,6 +103,9 @@ def _check_forward_once(fn: Callable, N, T, D, H, seed, zero=False, where="") ->
     prev = np.concatenate([h0[:, None], want[:, :-1]], 1)
     causes = [
         Cause(prev, "Off by one in time: states[:, t - 1] must be h_t (after step t), not h_{t-1}."),
+        Cause(ref["cells"], "states holds the cell states c_t: it is h_t = o_t * tanh(c_t)."),
+        Cause(_lstm_run(np.roll(X, 1, 1), h0, c0, W_x, W_h, b), "Off by one in time in the "
+              "inputs: step t reads X[:, t - 2]; in for t in range(T), step t + 1 reads X[:, t]."),
         Cause(from_start, "Every step starts from h0 and c0: step t uses h_{t-1} and c_{t-1}."),
         Cause(want[:, ::-1], "The time order is reversed: states[:, 0] is h_1."),
         Cause(_lstm_run(X[:, ::-1].copy(), h0, c0, W_x, W_h, b), "The sequence is read backward."),
@@ -115,6 +121,9 @@ def _check_forward_once(fn: Callable, N, T, D, H, seed, zero=False, where="") ->
                 no_c.append(_n(h))
         causes.append(Cause(np.stack(no_c, 1), "c_t is not carried to the next step: step t "
                             "uses c_{t-1}, the cell state the step before returned."))  # fmt: skip
+        causes.append(Cause(_unrolled(X, h0, c0, W_x, W_h, b, 0 * want, carry_h=False,
+                                      from_h0=True)["states"], "h_t is not carried to the "
+                            "next step: step t uses h_{t-1}, the state the step before returned."))  # fmt: skip
     _compare("states" + where, out[0], want, causes=causes,
              shape_hint="states must be (N, T, H): stack h_1 .. h_T along axis=1.",
              hint="Does check_lstm_step_forward pass? Then look at the loop: step t reads "
@@ -125,7 +134,14 @@ def _check_forward_once(fn: Callable, N, T, D, H, seed, zero=False, where="") ->
     expected = _caches(X, h0, c0, W_x, W_h, b, want, ref["cells"])
     hint = "caches[t - 1] must be the cache of step t, as lstm_step_forward returns it."
     for t, (cache, exp) in enumerate(zip(caches, expected)):
-        check_cache(f"caches[{t}]", cache, exp, LSTM_CACHE, hint, f" of step t = {t + 1}{where}")
+        try:
+            check_cache(
+                f"caches[{t}]", cache, exp, LSTM_CACHE, hint, f" of step t = {t + 1}{where}"
+            )
+        except CheckError as e:  # a wrong state in a cache: one buffer in several caches?
+            if any(f"] ({p} of step" in str(e) for p in ("h_prev", "c_prev", "c_t")):
+                check_distinct(caches, {1: ("h_prev", 0), 2: ("c_prev", 0), 7: ("c_t", 1)})
+            raise
 
 
 def check_lstm_forward(
@@ -133,12 +149,14 @@ def check_lstm_forward(
 ) -> None:
     """Check ``lstm_forward(X, h0, c0, W_x, W_h, b) -> (states, caches)`` against ``nn.LSTM``
     (batch first, (h0, c0) given), on the given sizes, with T = 1, N = 1 and zero
-    initial states, and on a longer sequence (T = 30)."""
+    initial states, with T = 3 (odd) and on a longer sequence (T = 30); no array may hold
+    two different states in two caches."""
     _check_forward_once(fn, N, T, D, H, seed)
     _check_forward_once(fn, **_EDGE, seed=seed + 1000, zero=True, where=_where(_EDGE, True))
     _check_forward_once(fn, **LONG, seed=seed + 2000, where=_where(LONG))
+    _check_forward_once(fn, **ODD, seed=seed + 3000, where=_where(ODD))
     passed(f"lstm_forward: states match nn.LSTM with the same weights, h0 and c0 (T = {T}, "
-           f"T = 1, T = {LONG['T']}); the step caches are in time order.")  # fmt: skip
+           f"T = 1, T = {ODD['T']}, T = {LONG['T']}); the step caches are in time order.")  # fmt: skip
 
 
 _HINTS = {
@@ -153,6 +171,9 @@ _HINTS = {
     "reversed": "The time order is reversed: dX[:, t - 1] belongs to x_t.",
     "dh1": "dh0 is the gradient reaching h_1: it must still pass step t = 1.",
     "dc1": "dc0 is the gradient reaching c_1: it must still pass step t = 1 (times f_1).",
+    "swap": "dh0 and dc0 are swapped: return dX, dh0, dc0, dW_x, dW_h, db in this order.",
+    "from_T": "It is what comes out of step t = T (the loop's first iteration): dh0 and dc0 "
+    "are the dh_prev and dc_prev of step t = 1, after the whole loop.",
     "other": "Does check_lstm_step_backward pass? Then look at the loop: step t gets "
     "dstates[:, t - 1] + dh_prev and dc_prev of step t + 1; the weight gradients add up over t; "
     "dh0 and dc0 are what comes out of step t = 1.",
@@ -188,8 +209,13 @@ def _check_backward_once(fn: Callable, N, T, D, H, seed, zero=False, where="") -
             want = ref[name]
         if name == "dX":
             causes.append((ref["dX"][:, ::-1], _HINTS["reversed"]))
-        causes += {"dh0": [(ref["dh"][:, 0], _HINTS["dh1"])],
-                   "dc0": [(ref["dc"][:, 0], _HINTS["dc1"])]}.get(name, [])  # fmt: skip
+        causes += {"dh0": [(ref["dh"][:, 0], _HINTS["dh1"]), (ref["dc0"], _HINTS["swap"])],
+                   "dc0": [(ref["dc"][:, 0], _HINTS["dc1"]), (ref["dh0"], _HINTS["swap"])]}.get(name, [])  # fmt: skip
+        if T > 1 and name in ("dh0", "dc0"):  # dh_prev, dc_prev of step T (the first iteration)
+            o, c = caches[-2][6], caches[-2][7]
+            last = {"dh0": ref["dh"][:, -2] - dstates[:, -2],
+                    "dc0": ref["dc"][:, -2] - ref["dh"][:, -2] * o * (1 - np.tanh(c) ** 2)}  # fmt: skip
+            causes.append((last[name], _HINTS["from_T"]))
         _compare(name + where, got[name], want, causes=causes, hint=_HINTS["other"],
                  shape_hint=f"{name} must have the shape of {name[1:]}.")  # fmt: skip
 
@@ -205,41 +231,3 @@ def check_lstm_backward(
     _check_backward_once(fn, **LONG, seed=seed + 2000, where=_where(LONG))
     passed(f"lstm_backward: dX, dh0, dc0, dW_x, dW_h, db match autograd through nn.LSTMCell "
            f"over T = {T}, T = 1 and T = {LONG['T']} steps; the caches are unchanged.")  # fmt: skip
-
-
-def _check_norms_once(fn: Callable, N, T, D, H, seed, zero=False, where="") -> None:
-    label = "lstm_grad_norms"
-    rng, X, h0, c0, W_x, W_h, b = random_lstm(N, T, D, H, seed, zero_state=zero)
-    dstates = rng.normal(size=(N, T, H))
-    ref = _unrolled(X, h0, c0, W_x, W_h, b, dstates)
-    caches = _caches(X, h0, c0, W_x, W_h, b, ref["states"], ref["cells"])
-    items, before = list(caches), snapshot(caches)
-    out = unpack(call(fn, label, dstates, caches), label, ("dh_norms", "dc_norms"))
-    check_unchanged(label, caches, items, before, LSTM_CACHE)
-    norm = lambda g: np.linalg.norm(g, axis=(0, 2))  # noqa: E731
-    o = np.stack([c[6] for c in caches], 1)
-    through_h = ref["dh"] * o * (1 - np.tanh(ref["cells"]) ** 2)
-    common = [(norm(ref["dh"])[::-1], _HINTS["reversed"].replace("dX", "the norm"))]
-    _compare("dh_norms" + where, out[0], norm(ref["dh"]), shape_hint="dh_norms must be (T,).",
-             causes=[(norm(dstates), "It is the norm of dstates only: dL/dh_t also gets "
-                      "dh_prev from step t + 1."), (norm(ref["dh"]) ** 2, "It is the squared "
-                      "norm: take np.linalg.norm."), *common],
-             hint="dh_norms[t - 1] is the norm (over batch and units) of the whole gradient "
-             "reaching h_t: dstates[:, t - 1] plus dh_prev of step t + 1.")  # fmt: skip
-    _compare("dc_norms" + where, out[1], norm(ref["dc"]), shape_hint="dc_norms must be (T,).",
-             causes=[(norm(ref["dc"] - through_h), "It misses the path through h_t: dL/dc_t is "
-                      "dc_prev of step t + 1 plus dh_t * o_t * (1 - tanh(c_t)**2)."),
-                     (norm(ref["dc"]) ** 2, "It is the squared norm."), *common],
-             hint="dc_norms[t - 1] is the norm of the whole gradient reaching c_t.")  # fmt: skip
-
-
-def check_lstm_grad_norms(
-    fn: Callable, *, N: int = 2, T: int = 6, D: int = 3, H: int = 4, seed: int = 5
-) -> None:
-    """Check ``lstm_grad_norms(dstates, caches) -> (dh_norms, dc_norms)``, both (T,), the
-    norms of the whole gradient reaching h_t and c_t, against autograd (retain_grad)."""
-    _check_norms_once(fn, N, T, D, H, seed)
-    _check_norms_once(fn, **_EDGE, seed=seed + 1000, zero=True, where=_where(_EDGE, True))
-    _check_norms_once(fn, **LONG, seed=seed + 2000, where=_where(LONG))
-    passed(f"lstm_grad_norms: ||dL/dh_t|| and ||dL/dc_t|| match autograd through nn.LSTMCell "
-           f"for t = 1..T (T = {T}, 1, {LONG['T']}).")  # fmt: skip
