@@ -531,6 +531,13 @@ def test_tiny_class_end_to_end_through_the_cli(tiny, tmp_path):
     assert rows["cyd"]["total"] == "3.5"
     fb = (out / "feedback" / "cyd" / "lab99_tiny.md").read_text()
     assert "timed out" in fb and "| `test_hypot` | 3.5 / 3.5 | passed |" in fb
+    summary = (out / "summary.md").read_text()
+    assert "3 student(s); run status: 2 ok, 1 timeout." in summary
+    assert "Score out of 5.5: median 5.5" in summary and "full marks 2." in summary
+    assert "| `test_square` | 2 | 2/3 (67%) |" in summary
+    assert "| `test_hypot` | 3.5 | 3/3 (100%) |" in summary
+    assert "- cyd: timeout" in summary and "![score distribution](scores_lab99_tiny.png)" in summary
+    assert (out / "scores_lab99_tiny.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_exit_codes(tmp_path, tiny):

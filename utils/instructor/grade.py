@@ -60,6 +60,7 @@ from utils.instructor import labgen, sandbox
 from utils.instructor.notebook import ANSWER_STUB, nbgrader_meta
 from utils.instructor.sandbox import Limits
 from utils.instructor.student import package_dirs
+from utils.instructor.summary import write_summary
 
 OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
 UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
@@ -791,6 +792,7 @@ def grade(
         path = out / "feedback" / r.student / (Path(r.lab).stem + ".md")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(feedback_markdown(r), encoding="utf-8")
+    write_summary(results, lab_list, out)
     return results
 
 
