@@ -132,3 +132,51 @@ def test_number_accepts_one_number_and_names_anything_else():
         number("loss", np.zeros(2))
     with pytest.raises(CheckError, match="loss is a dict, expected one number"):
         number("loss", {})
+
+
+def test_check_unchanged_names_the_list_or_the_item_and_step():
+    from utils.checks.engine import check_unchanged, snapshot
+
+    caches = [(np.zeros(2), np.ones(2)), (np.zeros(2), np.ones(2))]
+    items, before = list(caches), snapshot(caches)
+    check_unchanged("f", caches, items, before, ("a", "b"))  # nothing changed
+    caches[1][1][0] = 5.0
+    with pytest.raises(
+        CheckError, match=r"f changed b \(item 1\) of the cache of step t = 2 in place"
+    ):
+        check_unchanged("f", caches, items, before, ("a", "b"))
+    with pytest.raises(CheckError, match="changed b .item 1. of the cache in place"):
+        check_unchanged("f", caches, items, before, ("a", "b"), per_step=False)
+    caches.pop()
+    with pytest.raises(CheckError, match="changed the list caches in place"):
+        check_unchanged("f", caches, items, before, ("a", "b"))
+
+
+def test_check_cache_compares_item_by_item():
+    from utils.checks.engine import check_cache
+
+    want = (np.arange(3.0), np.ones(2))
+    check_cache("cache", (np.arange(3.0), np.ones(2)), want, ("x_t", "h_t"))
+    with pytest.raises(
+        CheckError, match=r"cache is a ndarray \(3,\), expected the tuple of 2 \(x_t, h_t\)"
+    ):
+        check_cache("cache", np.zeros(3), want, ("x_t", "h_t"))
+    with pytest.raises(CheckError, match=r"cache\[1\] \(h_t of step 2\) differs.*Keep the cache"):
+        check_cache(
+            "cache",
+            (np.arange(3.0), np.array([1.0, 2.0])),
+            want,
+            ("x_t", "h_t"),
+            "Keep the cache.",
+            " of step 2",
+        )
+
+
+def test_numpy_only_refuses_tensors():
+    from utils.checks.engine import numpy_only
+
+    numpy_only("h_t", np.zeros(2))
+    with pytest.raises(
+        CheckError, match="h_t is a torch Tensor, expected a NumPy array.*NumPy only"
+    ):
+        numpy_only("h_t", torch.zeros(2))

@@ -236,3 +236,87 @@ def number(name: str, x) -> float:
     if value.size != 1:
         raise fail(f"{name} has shape {value.shape}, expected one number.")
     return float(value.reshape(()))
+
+
+def snapshot(caches) -> list:
+    """Copies of the arrays in a list of step caches (tuples), to see later whether they changed."""
+    return [tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in c) for c in caches]
+
+
+LIST_HINT = "Read it without changing it: walk back with for t in reversed(range(T))."
+VALUES_HINT = "The caches belong to the forward pass: compute new arrays (a = a * b, not a *= b)."
+
+
+def check_unchanged(
+    label: str,
+    caches,
+    items: list,
+    before: list,
+    parts: tuple[str, ...],
+    *,
+    per_step: bool = True,
+    list_hint: str = LIST_HINT,
+    values_hint: str = VALUES_HINT,
+) -> None:
+    """A backward pass left the forward pass's caches as they were.
+
+    ``caches``: the list the function received; ``items``: its caches before the call
+    (``list(caches)``); ``before``: :func:`snapshot` of them; ``parts``: the names of a
+    cache's items. Fails when the list changed (length, order, items) or an array in a
+    cache changed in place, naming the item and, with ``per_step``, the step t.
+    """
+    if not (isinstance(caches, list) and len(caches) == len(items)) or any(
+        a is not b for a, b in zip(caches, items)
+    ):
+        raise fail(
+            f"{label} changed the list caches in place (its length, order or items).", list_hint
+        )
+    for t, (cache, copy) in enumerate(zip(items, before)):
+        for i, (part, a, b) in enumerate(zip(parts, cache, copy)):
+            if isinstance(b, np.ndarray) and not np.array_equal(a, b):
+                step = f" of step t = {t + 1}" if per_step else ""
+                raise fail(
+                    f"{label} changed {part} (item {i}) of the cache{step} in place.", values_hint
+                )
+
+
+def check_cache(
+    name: str,
+    cache,
+    expected: tuple,
+    parts: tuple[str, ...],
+    hint: str | None = None,
+    step: str = "",
+    *,
+    threshold: float = 1e-7,
+    compare_with=None,
+) -> None:
+    """A step cache is a tuple of the arrays ``expected``, item by item (named ``parts``).
+
+    ``compare_with(name, got, want, hint=...)`` replaces :func:`compare` (a lab's own
+    wrapper, e.g. one that refuses torch tensors); else ``compare`` with ``threshold``.
+    """
+    if compare_with is None:
+
+        def compare_with(label, got, want, hint=None):
+            return compare(label, got, want, threshold=threshold, hint=hint)
+
+    if not isinstance(cache, tuple | list) or len(cache) != len(parts):
+        size = f" of {len(cache)} items" if isinstance(cache, tuple | list) else ""
+        raise fail(
+            f"{name} is a {describe(cache)}{size}, expected the tuple of {len(parts)} "
+            f"({', '.join(parts)}).",
+            hint,
+        )
+    for i, (part, value, want) in enumerate(zip(parts, cache, expected)):
+        compare_with(f"{name}[{i}] ({part}{step})", value, want, hint=hint)
+
+
+def numpy_only(name: str, x) -> None:
+    """Fail when a NumPy-only lab's function returned a torch tensor."""
+    if isinstance(x, torch.Tensor):
+        raise fail(
+            f"{name} is a torch Tensor, expected a NumPy array.",
+            "This lab is NumPy only: no torch in your functions (the checks use it only "
+            "for their reference).",
+        )

@@ -134,7 +134,7 @@ def _check_rnn_backward_once(fn: Callable, N, T, D, H, seed, where: str = "") ->
     items, before = list(caches), _snapshot(caches)
     # call copies its array arguments; the list of caches is passed as is (and checked after).
     got = dict(zip(names, unpack(call(fn, label, dstates, caches), label, names)))
-    _check_unchanged(label, caches, items, before, where=lambda t: f" of step t = {t + 1}")
+    _check_unchanged(label, caches, items, before, where="per step")
     h = _BPTT_HINTS
     # Weight gradients first: their wrong values say most about the cause.
     for name in ("dW_xh", "dW_hh", "db_h", "dX", "dh0"):

@@ -13,7 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.checks.engine import Cause, compare, describe, fail, number
+from utils.checks.engine import (
+    Cause,
+    check_cache,
+    check_unchanged,
+    compare,
+    fail,
+    number,
+    numpy_only,
+    snapshot,
+)
 from utils.checks.references import rnn_from_weights
 
 THRESHOLD = 1e-7
@@ -27,13 +36,7 @@ LONG = {"N": 3, "T": 25, "D": 6, "H": 4}
 _cell = partial(rnn_from_weights, cell=True)  # an nn.RNNCell (float64) with the lab's weights
 
 
-def _numpy_only(name: str, x) -> None:
-    if isinstance(x, torch.Tensor):
-        raise fail(
-            f"{name} is a torch Tensor, expected a NumPy array.",
-            "This lab is NumPy only: no torch in your functions (the checks use it only "
-            "for their reference).",
-        )
+_numpy_only = numpy_only
 
 
 def _compare(name: str, got, want: np.ndarray, **kwargs) -> float:
@@ -55,28 +58,18 @@ def _number(name: str, x) -> np.ndarray:
     return np.asarray(value)
 
 
-def _snapshot(caches) -> list:
-    """Copies of the arrays of a list of step caches, to see later whether they changed."""
-    return [tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in c) for c in caches]
+_snapshot = snapshot
 
 
-def _check_unchanged(label: str, caches, items: list, snapshot: list, where=lambda t: "") -> None:
-    """The list ``caches`` still holds the objects ``items`` with the values of ``snapshot``."""
-    same = isinstance(caches, list) and len(caches) == len(items)
-    if not (same and all(a is b for a, b in zip(caches, items))):
-        raise fail(
-            f"{label} changed the list caches in place (its length, order or items).",
-            "Read it without changing it: no caches.reverse(), caches.pop() or caches[t] = ...; "
-            "walk back with for t in reversed(range(T)) and caches[t].",
-        )
-    for t, (cache, copy) in enumerate(zip(items, snapshot)):
-        for i, (part, a, b) in enumerate(zip(STEP_CACHE, cache, copy)):
-            if isinstance(b, np.ndarray) and not np.array_equal(a, b):
-                raise fail(
-                    f"{label} changed {part} (item {i}) of the cache{where(t)} in place.",
-                    "The caches belong to the forward pass (h_t of one step is h_prev of the "
-                    "next, x_t is a view of X): compute new arrays (1 - h_t**2, not h_t **= 2).",
-                )
+def _check_unchanged(label: str, caches, items: list, before: list, where=None) -> None:
+    """Lab 1's wording of :func:`utils.checks.engine.check_unchanged` (STEP_CACHE items)."""
+    check_unchanged(
+        label, caches, items, before, STEP_CACHE, per_step=where is not None,
+        list_hint="Read it without changing it: no caches.reverse(), caches.pop() or "
+        "caches[t] = ...; walk back with for t in reversed(range(T)) and caches[t].",
+        values_hint="The caches belong to the forward pass (h_t of one step is h_prev of the "
+        "next, x_t is a view of X): compute new arrays (1 - h_t**2, not h_t **= 2).",
+    )  # fmt: skip
 
 
 def _t(a) -> torch.Tensor:
@@ -106,15 +99,7 @@ def _random_rnn(N: int, T: int, D: int, H: int, seed: int, scale: float = 0.5):
 
 def _check_cache(name: str, cache, expected: tuple, hint: str, step: str = "") -> None:
     """A step cache is a tuple of the five arrays ``expected`` (STEP_CACHE)."""
-    if not isinstance(cache, tuple | list) or len(cache) != len(STEP_CACHE):
-        size = f" of {len(cache)} items" if isinstance(cache, tuple | list) else ""
-        raise fail(
-            f"{name} is a {describe(cache)}{size}, expected the tuple of {len(STEP_CACHE)} "
-            f"({', '.join(STEP_CACHE)}).",
-            hint,
-        )
-    for i, (part, value, want) in enumerate(zip(STEP_CACHE, cache, expected)):
-        _compare(f"{name}[{i}] ({part}{step})", value, want, hint=hint)
+    check_cache(name, cache, expected, STEP_CACHE, hint, step, compare_with=_compare)
 
 
 def _rnn_autograd(X, h0, W_xh, W_hh, b_h, dstates) -> dict[str, np.ndarray]:

@@ -8,18 +8,16 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed
-from utils.checks.engine import Cause, call, unpack
+from utils.checks.engine import Cause, call, check_unchanged, snapshot, unpack
 from utils.checks.lab02.reference import (
     GRU_CACHE,
     _compare,
     _n,
     _t,
     check_cache,
-    check_unchanged,
     gru_cell,
     gru_step_t,
     random_gru,
-    snapshot,
 )
 
 _OTHER = {"N": 1, "D": 5, "H": 3}

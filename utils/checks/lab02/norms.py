@@ -7,14 +7,12 @@ from collections.abc import Callable
 import numpy as np
 
 from utils.checks.core import passed
-from utils.checks.engine import call, unpack
+from utils.checks.engine import call, check_unchanged, snapshot, unpack
 from utils.checks.lab02.reference import (
     LONG,
     LSTM_CACHE,
     _compare,
-    check_unchanged,
     random_lstm,
-    snapshot,
 )
 from utils.checks.lab02.sequence import _EDGE, ODD, _caches, _unrolled, _where
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.checks.engine import compare, describe, fail
+from utils.checks.engine import check_cache as engine_check_cache
+from utils.checks.engine import compare, fail, numpy_only
 from utils.checks.references import load_named_weights
 
 THRESHOLD = 1e-7
@@ -25,13 +26,7 @@ LONG = {"N": 2, "T": 30, "D": 3, "H": 4}
 """The sequence checks also run on this longer sequence (T >= 30)."""
 
 
-def _numpy_only(name: str, x) -> None:
-    if isinstance(x, torch.Tensor):
-        raise fail(
-            f"{name} is a torch Tensor, expected a NumPy array.",
-            "This lab is NumPy only: no torch in your functions (the checks use it only "
-            "for their reference).",
-        )
+_numpy_only = numpy_only
 
 
 def _compare(name: str, got, want, **kwargs) -> float:
@@ -171,39 +166,8 @@ def gru_step_t(x, h, W_x, W_h, b_x, b_h, *flags: str, order: str = "rzn"):
 
 
 def check_cache(name: str, cache, expected: tuple, parts: tuple, hint: str, step: str = ""):
-    """A step cache is a tuple of the arrays ``expected`` (named ``parts``)."""
-    if not isinstance(cache, tuple | list) or len(cache) != len(parts):
-        size = f" of {len(cache)} items" if isinstance(cache, tuple | list) else ""
-        raise fail(
-            f"{name} is a {describe(cache)}{size}, expected the tuple of {len(parts)} "
-            f"({', '.join(parts)}).",
-            hint,
-        )
-    for i, (part, value, want) in enumerate(zip(parts, cache, expected)):
-        _compare(f"{name}[{i}] ({part}{step})", value, want, hint=hint)
-
-
-def snapshot(caches) -> list:
-    return [tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in c) for c in caches]
-
-
-def check_unchanged(label: str, caches, items: list, before: list, parts: tuple) -> None:
-    """The list ``caches`` still holds ``items`` with the values of ``before``."""
-    if not (isinstance(caches, list) and len(caches) == len(items)) or any(
-        a is not b for a, b in zip(caches, items)
-    ):
-        raise fail(
-            f"{label} changed the list caches in place (its length, order or items).",
-            "Read it without changing it: walk back with for t in reversed(range(T)).",
-        )
-    for t, (cache, copy) in enumerate(zip(items, before)):
-        for i, (part, a, b) in enumerate(zip(parts, cache, copy)):
-            if isinstance(b, np.ndarray) and not np.array_equal(a, b):
-                raise fail(
-                    f"{label} changed {part} (item {i}) of the cache of step t = {t + 1} in place.",
-                    "The caches belong to the forward pass: compute new arrays (a = a * b, "
-                    "not a *= b).",
-                )
+    """:func:`utils.checks.engine.check_cache` with this lab's NumPy-only comparison."""
+    engine_check_cache(name, cache, expected, parts, hint, step, compare_with=_compare)
 
 
 def check_distinct(caches, slots: dict) -> None:

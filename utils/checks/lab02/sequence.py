@@ -8,7 +8,16 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed
-from utils.checks.engine import Cause, CheckError, call, describe, fail, unpack
+from utils.checks.engine import (
+    Cause,
+    CheckError,
+    call,
+    check_unchanged,
+    describe,
+    fail,
+    snapshot,
+    unpack,
+)
 from utils.checks.lab02.reference import (
     LONG,
     LSTM_CACHE,
@@ -17,11 +26,9 @@ from utils.checks.lab02.reference import (
     _t,
     check_cache,
     check_distinct,
-    check_unchanged,
     lstm_module,
     lstm_step_t,
     random_lstm,
-    snapshot,
 )
 
 _EDGE = {"N": 1, "T": 1, "D": 2, "H": 3}  # one row, one step, zero initial states
