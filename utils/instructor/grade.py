@@ -34,12 +34,14 @@ folder. Files directly in ``<dir>`` are not graded (the log names them).
 Status: ok, timeout, memory, kernel died, unreadable, other notebook (a valid
 notebook with no cell of the lab, e.g. another notebook renamed: not run),
 missing, error.
+
+This module finds the work, runs it and scores it; :mod:`.assemble` builds each
+graded notebook, :mod:`.report` and :mod:`.summary` write what the grader
+produces, and :mod:`.sandbox` is the kernel and the worker process.
 """
 
 from __future__ import annotations
 
-import ast
-import csv
 import json
 import os
 import re
@@ -52,49 +54,40 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from utils import env
 from utils.env import ROOT
 from utils.instructor import labgen, sandbox
-from utils.instructor.notebook import ANSWER_STUB, nbgrader_meta
+from utils.instructor.assemble import (  # noqa: F401 - grade.Lab, grade.load_lab, ... for callers
+    REVIEW,
+    GradeCell,
+    GradedNotebook,
+    Lab,
+    build_graded,
+    load_lab,
+    read_submission,
+    review_flags,
+    written_answers,
+)
+from utils.instructor.report import (  # noqa: F401
+    DIED,
+    ERROR,
+    MEMORY,
+    MISSING,
+    OK,
+    OTHER,
+    STATUS_TEXT,
+    TIMEOUT,
+    UNREADABLE,
+    _num,
+    feedback_markdown,
+    gradebook_columns,
+    write_gradebook,
+)
 from utils.instructor.sandbox import Limits
 from utils.instructor.student import package_dirs
 from utils.instructor.summary import write_summary
 
-OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
-UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
-OTHER = "other notebook"
-STATUS_TEXT = {
-    OK: "the notebook ran to the end",
-    TIMEOUT: "a cell ran longer than the time limit and was interrupted",
-    MEMORY: "the notebook asked for more memory than the limit",
-    DIED: "the kernel died (the Python process running the notebook stopped)",
-    UNREADABLE: "the file is not a readable Jupyter notebook",
-    OTHER: "the file is a Jupyter notebook, but not this lab",
-    MISSING: "no file was submitted for this lab",
-    ERROR: "the grader failed on this submission (tell your instructor)",
-}
 TOKEN_PREFIX = sandbox.TOKEN_PREFIX
-# Code worth a look by the instructor (the gradebook's review column): ways to
-# tamper with error reporting or the kernel, to reach the network or other files.
-REVIEW = {
-    name: re.compile(pattern)
-    for name, pattern in {
-        "get_ipython": r"\bget_ipython\b",
-        "excepthook": r"\bexcepthook\b",
-        "showtraceback": r"\b_?showtraceback\b",
-        "set_custom_exc": r"\bset_custom_exc\b",
-        "ast_transformers": r"\b(ast|input)_transformers",
-        "run_cell": r"\brun_cell\b|\bdo_execute\b",
-        "ctypes": r"\bctypes\b",
-        "socket": r"\bsocket\b|\burllib\b|\brequests\b|\bhttp\.client\b",
-        "subprocess": r"\bsubprocess\b|\bos\.(system|exec\w*|spawn\w*|fork|popen)\b",
-        "os._exit": r"\bos\._exit\b",
-        "sys.modules": r"\bsys\.modules\b|\bimportlib\b|\bbuiltins\b",
-        "solutions": r"\bsolutions\b",
-    }.items()
-}
 STDIN_HINT = " (nobody can answer input() while the grader runs the notebook: remove it)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MEMORY_TEXT = re.compile(r"can't allocate memory|not enough memory|bad_alloc|out of memory", re.I)
@@ -102,239 +95,6 @@ _MEMORY_TEXT = re.compile(r"can't allocate memory|not enough memory|bad_alloc|ou
 
 class GradingError(RuntimeError):
     """Grading could not start at all (no submissions folder, no matching lab, ...)."""
-
-
-# --------------------------------------------------------------------------- labs
-
-
-@dataclass
-class GradeCell:
-    grade_id: str
-    points: float
-    index: int  # in the solution notebook
-
-
-@dataclass
-class Lab:
-    """A solution notebook, ready to grade against."""
-
-    name: str  # file name, e.g. lab01_rnn_from_scratch.ipynb
-    template: nbformat.NotebookNode  # the solution without outputs
-    starter: nbformat.NotebookNode  # what students started from
-    grade_cells: list[GradeCell]
-    written: list[GradeCell] = field(default_factory=list)  # answers graded by hand
-
-    @property
-    def max_total(self) -> float:
-        return sum(g.points for g in self.grade_cells)
-
-    @property
-    def grade_ids(self) -> list[str]:
-        return [g.grade_id for g in self.grade_cells]
-
-
-def load_lab(path: Path) -> Lab:
-    """Read and validate solution notebook ``path`` (raises labgen.LabSourceError)."""
-    nb = nbformat.read(path, as_version=4)
-    starter = labgen.strip_solutions(nb, path)  # also validates the markers and metadata
-    template = nbformat.from_dict(json.loads(json.dumps(nb)))
-    for cell in template.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        cell.metadata.pop("tags", None)  # no raises-exception: the grader allows errors anyway
-    grade_cells = [
-        GradeCell(m["grade_id"], float(m.get("points", 0)), i)
-        for i, c in enumerate(template.cells)
-        if c.cell_type == "code" and (m := nbgrader_meta(c)).get("grade")
-    ]
-    written = [
-        GradeCell(m["grade_id"], float(m.get("points", 0)), i)
-        for i, c in enumerate(template.cells)
-        if c.cell_type == "markdown" and (m := nbgrader_meta(c)).get("grade")
-    ]
-    return Lab(path.name, template, starter, grade_cells, written)
-
-
-def written_answers(lab: Lab, student: nbformat.NotebookNode) -> list[str]:
-    """Notes that quote the student's written answers, which an instructor grades by hand."""
-    answers = {
-        nbgrader_meta(c).get("grade_id"): c.source.strip()
-        for c in student.cells
-        if c.get("cell_type") == "markdown"
-    }
-    notes = []
-    for w in lab.written:
-        text = answers.get(w.grade_id) or ""
-        if not text or text == ANSWER_STUB:
-            text = "(no answer)"
-        quoted = "\n".join("> " + line for line in text.splitlines())
-        notes.append(
-            f"Written answer `{w.grade_id}` ({_num(w.points)} points, graded by hand, "
-            f"not in the score above):\n\n{quoted}\n"
-        )
-    return notes
-
-
-# ----------------------------------------------------------------- graded notebook
-
-
-def read_submission(data: bytes) -> tuple[nbformat.NotebookNode | None, str]:
-    """Parse a submitted file; returns ``(notebook, "")`` or ``(None, why not)``."""
-    if not data.strip():
-        return None, "the file is empty"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "the file is not UTF-8 text (is it a notebook?)"
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, f"the file is not valid JSON ({e.msg} at line {e.lineno})"
-    if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
-        return None, "the file is JSON but not a Jupyter notebook (no cells)"
-    try:
-        nb = nbformat.reads(text, as_version=4)
-        for cell in nb.cells:
-            if not isinstance(cell.get("source", ""), str) or "cell_type" not in cell:
-                raise ValueError("a cell without source or type")
-            cell.setdefault("metadata", nbformat.NotebookNode())
-    except Exception as e:  # noqa: BLE001 - any parse failure means unreadable
-        return None, f"the file is not a readable Jupyter notebook ({type(e).__name__}: {e})"
-    return nb, ""
-
-
-def _defined_names(source: str) -> set[str]:
-    """Top-level names a cell defines (functions, classes, assignments)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        found = re.findall(r"^(?:def|class)\s+(\w+)", source, re.M)
-        return set(found)
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-    return names
-
-
-def _norm(source: str) -> str:
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
-
-
-@dataclass
-class GradedNotebook:
-    nb: nbformat.NotebookNode
-    grade_cells: dict[int, GradeCell]  # index in nb -> grade cell
-    exercise_of: dict[int, str]  # index in nb of an exercise cell -> its grade_id
-    notes: list[str] = field(default_factory=list)
-    review: str = ""  # constructs in the student's code an instructor may want to look at
-    foreign: bool = False  # no cell of the submission comes from the lab
-
-
-def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> GradedNotebook:
-    """The notebook to run: the solution's cells with the student's exercise code."""
-    template, starter = lab.template, lab.starter
-    s_cells = student.cells
-    by_id: dict[str, int] = {}
-    for j, c in enumerate(s_cells):
-        gid = nbgrader_meta(c).get("grade_id")
-        if gid and gid not in by_id:
-            by_id[gid] = j
-    starter_sources = {_norm(c.source) for c in starter.cells} | {
-        _norm(c.source) for c in template.cells
-    }
-    used: set[int] = set()
-    notes: list[str] = []
-    origin: dict[int, int] = {}  # student cell -> template cell it stands for
-    sources: dict[int, str] = {}  # template cell -> student source
-    for i, cell in enumerate(template.cells):
-        meta = nbgrader_meta(cell)
-        gid = meta.get("grade_id")
-        if gid and gid in by_id:
-            origin[by_id[gid]] = i
-        if not meta.get("solution"):
-            continue
-        j = by_id.get(gid)
-        if j is not None and s_cells[j].cell_type == cell.cell_type:
-            sources[i], used = s_cells[j].source, used | {j}
-            continue
-        names = _defined_names(starter.cells[i].source) if cell.cell_type == "code" else set()
-        candidates = [
-            k
-            for k, c in enumerate(s_cells)
-            if c.cell_type == "code"
-            and k not in used
-            and not nbgrader_meta(c)
-            and names
-            and names <= _defined_names(c.source)
-        ]
-        if candidates:
-            k = candidates[-1]
-            sources[i], used = s_cells[k].source, used | {k}
-            origin[k] = i
-            notes.append(
-                f"Exercise `{gid}`: the cell had lost its grader metadata; it was found "
-                f"by the names it defines ({', '.join(sorted(names))})."
-            )
-        else:
-            sources[i] = starter.cells[i].source
-            notes.append(f"Exercise `{gid}`: no answer cell found; graded as not attempted.")
-    for j, c in enumerate(s_cells):
-        if j not in origin and _norm(c.source) in starter_sources and c.cell_type == "code":
-            for i, t in enumerate(starter.cells):
-                if _norm(t.source) == _norm(c.source):
-                    origin[j] = i
-                    break
-    # Code the student added: cells with no grader metadata that are not in the lab.
-    extra: dict[int, list[int]] = {}
-    anchor = -1
-    for j, c in enumerate(s_cells):
-        if j in origin:
-            anchor = origin[j]
-        elif (
-            c.cell_type == "code"
-            and j not in used
-            and not nbgrader_meta(c)
-            and c.source.strip()
-            and _norm(c.source) not in starter_sources
-        ):
-            extra.setdefault(anchor, []).append(j)
-    cells, grade_cells, exercise_of = [], {}, {}
-
-    def add_extra(at: int) -> None:
-        for j in extra.get(at, []):
-            cells.append(nbformat.v4.new_code_cell(s_cells[j].source))
-
-    add_extra(-1)
-    for i, cell in enumerate(template.cells):
-        new = nbformat.from_dict(json.loads(json.dumps(cell)))
-        meta = nbgrader_meta(cell)
-        if i in sources:
-            new.source = sources[i]
-            exercise_of[len(cells)] = meta["grade_id"]
-        if cell.cell_type == "code" and meta.get("grade"):
-            grade_cells[len(cells)] = next(g for g in lab.grade_cells if g.index == i)
-            new.source = cell.source.rstrip() + f"\n__import__('builtins').print({token!r})"
-        cells.append(new)
-        add_extra(i)
-    if any(extra.values()):
-        notes.append(f"{sum(map(len, extra.values()))} code cell(s) you added also ran.")
-    graded = nbformat.v4.new_notebook(cells=cells, metadata=template.metadata)
-    student_code = [*sources.values(), *(s_cells[j].source for js in extra.values() for j in js)]
-    foreign = not origin  # no grade id, no cell of the lab, no exercise found by name
-    return GradedNotebook(
-        graded, grade_cells, exercise_of, notes, review_flags(student_code), foreign
-    )
-
-
-def review_flags(sources: list[str]) -> str:
-    """The constructs of ``REVIEW`` found in the student's code, ``"; "``-separated."""
-    text = "\n".join(sources)
-    return "; ".join(sorted({name for name, pattern in REVIEW.items() if pattern.search(text)}))
 
 
 # --------------------------------------------------------------------- the worker
@@ -794,71 +554,3 @@ def grade(
         path.write_text(feedback_markdown(r), encoding="utf-8")
     write_summary(results, lab_list, out)
     return results
-
-
-# ------------------------------------------------------------------------ outputs
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def gradebook_columns(lab_list: list[Lab]) -> list[str]:
-    """The tests' columns, then one empty column per written answer (to fill in by hand)."""
-    ids = [gid for lab in lab_list for gid in lab.grade_ids]
-    ids += [w.grade_id for lab in lab_list for w in lab.written]
-    return ["student", "lab", "total", "max_total", "status", "review", *ids]
-
-
-def write_gradebook(results: list[Result], lab_list: list[Lab], path: Path) -> None:
-    columns = gradebook_columns(lab_list)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for r in results:
-            row = {
-                "student": r.student,
-                "lab": Path(r.lab).stem,
-                "total": _num(r.total),
-                "max_total": _num(r.max_total),
-                "status": r.status,
-                "review": r.review,
-            }
-            row.update({gid: _num(v) for gid, v in r.scores.items()})
-            w.writerow(row)
-    tmp.replace(path)
-
-
-def feedback_markdown(r: Result) -> str:
-    lines = [
-        f"# {Path(r.lab).stem}: feedback for {r.student}",
-        "",
-        f"**Score: {_num(r.total)} / {_num(r.max_total)}**",
-        "",
-        f"Run status: **{r.status}**: {STATUS_TEXT[r.status]}.",
-        "",
-    ]
-    lines += [f"- {n}" for n in r.notes]
-    if r.notes:
-        lines.append("")
-    if r.feedback:
-        lines += ["| test | points | result |", "| --- | --- | --- |"]
-        for f in r.feedback:
-            got = f["points"] if f["passed"] else 0
-            lines.append(
-                f"| `{f['grade_id']}` | {_num(got)} / {_num(f['points'])} | "
-                f"{'passed' if f['passed'] else 'failed'} |"
-            )
-        lines.append("")
-        for f in r.feedback:
-            if f["passed"]:
-                continue
-            lines += [f"## `{f['grade_id']}`: failed", "", f["reason"], ""]
-            for o in f.get("own", []):
-                lines.append(f"- {o}")
-            if f.get("own"):
-                lines.append("")
-            if f.get("traceback"):
-                lines += ["```", f["traceback"], "```", ""]
-    return "\n".join(lines).rstrip() + "\n"

@@ -13,9 +13,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.3g}"
+from utils.instructor.report import num as _num
 
 
 def _histogram(totals: list[float], max_total: float, path: Path, title: str) -> Path:
