@@ -79,3 +79,13 @@ def notebook_namespace(path: Path | str, tag: str = "defs") -> dict:
     ns: dict = {"__name__": f"notebook:{Path(path).stem}"}
     exec(compile(tagged_source(path, tag), str(path), "exec"), ns)
     return ns
+
+
+def mutated_namespace(path: Path | str, old: str, new: str, tag: str = "defs") -> dict:
+    """The notebook's tagged cells with ``old`` (found exactly once) replaced by ``new``,
+    executed: a deliberately broken copy of a chapter's code for mutation tests."""
+    source = tagged_source(path, tag)
+    assert source.count(old) == 1, f"the {tag} cells no longer contain {old!r}: update the mutation"
+    ns: dict = {"__name__": "notebook:mutant"}
+    exec(compile(source.replace(old, new), str(path), "exec"), ns)
+    return ns

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from tests.factories import notebook_namespace, tagged_source
+from tests.factories import mutated_namespace, notebook_namespace
 from utils.checks.references import named_weights
 
 NOTEBOOK = "notebooks/05_rnn_modules_in_practice.ipynb"
@@ -27,11 +27,7 @@ def ch5():
 
 def _mutant(old: str, new: str) -> dict:
     """The notebook's ``defs`` cells with ``old`` (found exactly once) replaced by ``new``."""
-    source = tagged_source(NOTEBOOK)
-    assert source.count(old) == 1, f"the defs no longer contain {old!r}: update the mutation"
-    ns: dict = {"__name__": "notebook:mutant"}
-    exec(compile(source.replace(old, new), NOTEBOOK, "exec"), ns)
-    return ns
+    return mutated_namespace(NOTEBOOK, old, new)
 
 
 def _check_birnn(ns, N=3, T=6, D=4, H=5, seed=0):

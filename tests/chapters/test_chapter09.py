@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.factories import notebook_namespace, tagged_source
+from tests.factories import mutated_namespace, notebook_namespace
 
 NOTEBOOK = "notebooks/09_rnns_today.ipynb"
 F64 = torch.float64
@@ -29,11 +29,7 @@ def ch9():
 
 def _mutant(old: str, new: str) -> dict:
     """The notebook's ``defs`` cells with ``old`` (found exactly once) replaced by ``new``."""
-    source = tagged_source(NOTEBOOK)
-    assert source.count(old) == 1, f"the defs no longer contain {old!r}: update the mutation"
-    ns: dict = {"__name__": "notebook:mutant"}
-    exec(compile(source.replace(old, new), NOTEBOOK, "exec"), ns)
-    return ns
+    return mutated_namespace(NOTEBOOK, old, new)
 
 
 def _check_scan(ns, N=3, T=37, H=4, seed=0):
