@@ -22,7 +22,7 @@ NO_BROWSER := $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell un
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env lab test test-ui lint format labs modules execute data grade release bench clean
+.PHONY: help env lab test test-ui lint format labs modules execute data grade check release bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -75,9 +75,13 @@ execute: $(STAMP) ## store fresh outputs: make execute NB="notebooks/01_*.ipynb"
 data: $(STAMP) ## download every dataset into data/ (honours WORKBOOK_MIRROR)
 	$(BIN)/python -m utils.data fetch
 
-grade: $(STAMP) ## grade submissions: make grade SUBMISSIONS=dir [OUT=grades]
-	@test -n "$(SUBMISSIONS)" || { echo 'usage: make grade SUBMISSIONS=<dir> [OUT=<dir>]'; exit 2; }
-	$(BIN)/python -m utils.instructor grade "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
+grade: $(STAMP) ## grade submissions: make grade SUBMISSIONS=dir [OUT=grades] [SCHEDULER=tcp://host:8786]
+	@test -n "$(SUBMISSIONS)" || { echo 'usage: make grade SUBMISSIONS=<dir> [OUT=<dir>] [SCHEDULER=tcp://host:8786]'; exit 2; }
+	$(BIN)/python -m utils.instructor grade "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(ALLOW_UNISOLATED),--allow-unisolated)
+
+check: $(STAMP) ## run your lab's visible tests as the grader does: make check LAB=labs/lab01_rnn_from_scratch.ipynb
+	@test -n "$(LAB)" || { echo 'usage: make check LAB=labs/<lab>.ipynb'; exit 2; }
+	$(BIN)/python -m utils.instructor.check "$(LAB)" $(if $(ALLOW_UNISOLATED),--allow-unisolated)
 
 release: $(STAMP) ## build the student bundle without solutions: make release [OUT=release]
 	$(BIN)/python -m utils.instructor release --out "$(or $(OUT),release)"

@@ -41,7 +41,7 @@ def measure(n_submissions: int = 8, jobs: int = 2, fast: bool = False) -> dict:
     if n_submissions < 1 or jobs < 1:
         raise ValueError(f"n_submissions and jobs must be >= 1, got {n_submissions}, {jobs}")
     nb = complete_submission()
-    limits = grade.Limits(cell_timeout=600, total_timeout=1800, memory_mb=4096, fast=fast)
+    limits = grade.Limits(total_timeout=1800, memory_mb=4096, fast=fast)
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         subs = Path(tmp) / "submissions"
         for k in range(n_submissions):

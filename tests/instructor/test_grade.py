@@ -3,8 +3,13 @@
 One module-scoped run grades a class of Lab 1 submissions (correct, starter,
 partial, syntax error, endless loop, memory hog, kernel crash, deleted / edited
 tests, hidden tracebacks, reads of solutions/ and the network, lost metadata,
-empty and non-JSON files, a missing file) and the tests assert the exact
-gradebook rows. Smaller tests use a tiny lab written into tmp_path.
+empty and non-JSON files, a missing file) and a class of cheats (checks rebound
+above and below the setup cell, the checks module patched, sys.modules replaced,
+an import hook, numpy's comparisons patched, a solution read from another copy of
+the workbook, files reached through a directory handle, writes into tests/ and
+solutions/, an AST transformer, the checks' helpers called, torch in a NumPy-only
+lab), and the tests assert the exact gradebook rows: a cheat that does nothing
+scores 0. Smaller tests use a tiny lab written into tmp_path.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ import nbformat
 import pytest
 
 from tests.factories import ROOT, grade_cell, nbgrader_cell, solution_cell, write_notebook
-from utils.instructor import grade, labgen, sandbox
+from utils.instructor import grade, labgen
 from utils.instructor.notebook import nbgrader_meta, without_markers
-from utils.instructor.sandbox import Limits, Policy, _Watchdog
+from utils.instructor.sandbox import worker
+from utils.instructor.sandbox.policy import Policy
+from utils.instructor.sandbox.worker import Limits, _Watchdog
 
 LAB1 = "lab01_rnn_from_scratch.ipynb"
 SOLUTION = ROOT / "solutions" / LAB1
 STARTER = ROOT / "labs" / LAB1
-TEST_LIMITS = Limits(cell_timeout=25, total_timeout=300, memory_mb=2048, fast=True)
+TEST_LIMITS = Limits(cell_timeout=10, total_timeout=300, memory_mb=2048, fast=True)
 v4 = nbformat.v4
 
 
@@ -85,6 +92,7 @@ def expected_row(
         "max_total": grade._num(lab.max_total),
         "status": status,
         "review": review,
+        "isolation": "bubblewrap",
         **{k: grade._num(v) for k, v in scores.items()},
     }
 
@@ -119,6 +127,116 @@ _leak = (_root / "solutions" / "lab01_rnn_from_scratch.ipynb").read_text()"""
 CONNECT = """\
 import socket
 socket.create_connection(("1.1.1.1", 53), timeout=3).close()"""
+CHECK_NAMES = [
+    "check_rnn_step_forward", "check_rnn_forward", "check_temporal_softmax_loss",
+    "check_rnn_step_backward", "check_rnn_backward", "check_loss_and_grads",
+    "check_clip_grad_norm",
+]  # fmt: skip
+REBIND = "\n".join(f"{n} = lambda *a, **k: None" for n in CHECK_NAMES) + (
+    "\nrel_error = lambda *a, **k: 0.0\nabs = lambda x: 0.0\n"
+    "numerical_gradient = lambda f, x, h=1e-5: 0 * x"
+)
+PATCH_CHECKS = """\
+import utils.checks.lab01 as _m
+import utils.checks.engine as _e
+for _n in dir(_m):
+    if _n.startswith("check_"):
+        setattr(_m, _n, lambda *a, **k: None)
+_e.compare = lambda *a, **k: 0.0"""
+FAKE_MODULES = """\
+import sys, types
+_fake = types.ModuleType("utils.checks.lab01")
+_fake.__getattr__ = lambda name: (lambda *a, **k: None)
+sys.modules["utils.checks.lab01"] = _fake"""
+IMPORT_HOOK = """\
+import sys, types, importlib.abc, importlib.machinery
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name.startswith("utils.checks"):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        m = types.ModuleType(spec.name)
+        m.__path__ = []
+        m.__getattr__ = lambda n: (lambda *a, **k: None)
+        return m
+    def exec_module(self, module):
+        pass
+for _k in [k for k in sys.modules if k.startswith("utils.checks")]:
+    del sys.modules[_k]
+sys.meta_path.insert(0, _Finder())"""
+PATCH_NUMPY = """\
+np.allclose = lambda *a, **k: True
+np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+torch.allclose = lambda *a, **k: True
+np.abs = lambda x: 0 * x
+np.max = lambda *a, **k: 0.0"""
+OTHER_COPY = """\
+import json
+_nb = json.load(open({path!r}))
+for _c in _nb["cells"]:
+    if _c.get("metadata", {{}}).get("nbgrader", {{}}).get("solution"):
+        exec("".join(_c["source"]))"""
+DIR_FD = """\
+import os, pathlib, utils
+_fd = os.open(str(pathlib.Path(utils.__file__).parent), os.O_RDONLY)
+try:
+    _leak = os.read(os.open("../solutions/lab01_rnn_from_scratch.ipynb", os.O_RDONLY, dir_fd=_fd), 10**7)
+    exec(_leak)
+finally:
+    _w = os.open("../tests/instructor/test_pwned.py", os.O_WRONLY | os.O_CREAT, dir_fd=_fd)
+    os.write(_w, b"assert False")"""
+WRITE_TESTS = """\
+import pathlib, utils
+_root = pathlib.Path(utils.__file__).resolve().parent.parent
+for _rel in ["tests/instructor/test_pwned.py", "solutions/pwned.py", "utils/pwned.py"]:
+    try:
+        (_root / _rel).write_text("assert False")
+    except OSError as e:
+        print(type(e).__name__, e)"""
+AST_TRANSFORMER = """\
+import ast
+class _Quiet(ast.NodeTransformer):
+    def visit_Module(self, node):
+        body = [ast.Try(body=[s], handlers=[ast.ExceptHandler(body=[ast.Pass()])],
+                        orelse=[], finalbody=[]) for s in node.body]
+        return ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))
+get_ipython().ast_transformers.append(_Quiet())"""
+CHECKS_HELPER = """\
+def loss_and_grads(params, X, Y, h0):
+    import utils.checks as c
+    def loss():
+        W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hq", "b_q"))
+        states, _ = rnn_forward(X, h0, W_xh, W_hh, b_h)
+        return temporal_softmax_loss(states @ W_hq + b_q, Y)[0]
+    return loss(), {k: c.numerical_gradient(loss, v) for k, v in params.items()}"""
+TORCH_STEP = """\
+def rnn_step_forward(x_t, h_prev, W_xh, W_hh, b_h):
+    t = __import__("to" + "rch")
+    f = lambda a: t.from_numpy(a)
+    h_t = t.tanh(f(x_t) @ f(W_xh) + f(h_prev) @ f(W_hh) + f(b_h)).numpy()
+    return h_t, (x_t, h_prev, h_t, W_xh, W_hh)"""
+TORCH_STEP_FORWARD = """\
+import torch
+from torch import nn
+
+
+def rnn_step_forward(x_t, h_prev, W_xh, W_hh, b_h):
+    cell = nn.RNNCell(x_t.shape[1], h_prev.shape[1]).double()
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.from_numpy(W_xh.T))
+        cell.weight_hh.copy_(torch.from_numpy(W_hh.T))
+        cell.bias_ih.copy_(torch.from_numpy(b_h))
+        cell.bias_hh.zero_()
+        h_t = cell(torch.from_numpy(x_t), torch.from_numpy(h_prev)).numpy()
+    return h_t, (x_t, h_prev, h_t, W_xh, W_hh)"""
+TORCH_CLIP = """\
+def clip_grad_norm(grads, max_norm):
+    ps = [nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads.values()]
+    for p, g in zip(ps, grads.values()):
+        p.grad = torch.from_numpy(g.copy())
+    total = float(nn.utils.clip_grad_norm_(ps, max_norm))
+    return {k: p.grad.numpy() for k, p in zip(grads, ps)}, total"""
 CLASS = {
     # student: (failed tests, status)
     "correct": (set(), grade.OK),
@@ -143,6 +261,25 @@ CLASS = {
     ),
     "no_metadata": (set(), grade.OK),
     "empty_file": (ALL, grade.UNREADABLE),
+    # cheats: each starts from the starter (nothing done) unless said otherwise
+    "cheat_rebind_below": (ALL, grade.OK),
+    "cheat_rebind_above": (ALL, grade.OK),
+    "cheat_patch_checks": (ALL, grade.OK),
+    "cheat_sys_modules": (ALL, grade.OK),
+    "cheat_import_hook": (ALL, grade.OK),
+    "cheat_patch_numpy": (ALL, grade.OK),
+    "cheat_other_copy": (ALL, grade.OK),
+    "cheat_dir_fd": (ALL, grade.OK),
+    "cheat_write_tests": (ALL, grade.OK),
+    "cheat_ast_transformer": (ALL, grade.OK),
+    # the rest is correct; its finite differences are slow, so the training cells later
+    # in the notebook run past 10x the solution's time and are interrupted
+    "cheat_checks_helper": ({"test_loss_and_grads"}, grade.TIMEOUT),
+    "cheat_torch_sneaky": (  # correct but rnn_step_forward in torch, through a built name
+        {"test_rnn_step_forward", "test_rnn_forward", "test_loss_and_grads"},
+        grade.OK,
+    ),
+    "cheat_torch": (ALL, grade.OK),
     "not_json": (ALL, grade.UNREADABLE),
     "missing": (ALL, grade.MISSING),
 }
@@ -153,11 +290,20 @@ REVIEW = {
     "kernel_crash": "os._exit",
     "hides_errors": "excepthook; get_ipython; set_custom_exc; showtraceback",
     "hostile": "socket; solutions",
+    "cheat_sys_modules": "sys.modules",
+    "cheat_import_hook": "sys.modules",
+    "cheat_other_copy": "solutions",
+    "cheat_dir_fd": "solutions",
+    "cheat_write_tests": "solutions",
+    "cheat_ast_transformer": "ast_transformers; get_ipython",
 }
 
 
-def lab1_class(folder: Path) -> dict[str, Path]:
-    """Write one submission per kind into ``folder``; returns student -> file."""
+def lab1_class(folder: Path, elsewhere: Path) -> dict[str, Path]:
+    """Write one submission per kind into ``folder``; returns student -> file.
+
+    ``elsewhere``: a folder outside the workbook that gets a copy of the solution (as
+    another checkout of the project on the same machine would)."""
     sol = nbformat.read(SOLUTION, as_version=4)
     starter = nbformat.read(STARTER, as_version=4)
     correct = filled(starter, sol)
@@ -204,6 +350,40 @@ def lab1_class(folder: Path) -> dict[str, Path]:
     add("not_json", raw=b"this is not a notebook {")
     (folder / "missing").mkdir()
     (folder / "missing" / "notes.txt").write_text("I forgot to upload the lab\n")
+
+    def after_setup(nb, code):
+        nb = copy.deepcopy(nb)
+        nb.cells.insert(3, v4.new_code_cell(code))
+        return nb
+
+    def before_setup(nb, code):
+        nb = copy.deepcopy(nb)
+        nb.cells.insert(0, v4.new_code_cell(code))
+        return nb
+
+    add("cheat_rebind_below", after_setup(starter, REBIND))
+    add("cheat_rebind_above", before_setup(starter, REBIND + "\n" + PATCH_CHECKS))
+    add("cheat_patch_checks", after_setup(starter, PATCH_CHECKS))
+    add("cheat_sys_modules", before_setup(starter, FAKE_MODULES))
+    add("cheat_import_hook", before_setup(starter, IMPORT_HOOK))
+    add("cheat_patch_numpy", after_setup(starter, PATCH_NUMPY))
+    copy_path = elsewhere / "solutions" / LAB1
+    copy_path.parent.mkdir(parents=True, exist_ok=True)
+    copy_path.write_bytes(SOLUTION.read_bytes())
+    add("cheat_other_copy", after_setup(starter, OTHER_COPY.format(path=str(copy_path))))
+    add("cheat_dir_fd", after_setup(starter, DIR_FD))
+    add("cheat_write_tests", after_setup(starter, WRITE_TESTS))
+    add("cheat_ast_transformer", before_setup(starter, AST_TRANSFORMER))
+    nb = copy.deepcopy(correct)
+    cell_of(nb, "loss_and_grads").source = CHECKS_HELPER
+    add("cheat_checks_helper", nb)
+    nb = copy.deepcopy(correct)
+    cell_of(nb, "rnn_step_forward").source = TORCH_STEP
+    add("cheat_torch_sneaky", nb)
+    nb = copy.deepcopy(starter)
+    cell_of(nb, "rnn_step_forward").source = TORCH_STEP_FORWARD
+    cell_of(nb, "clip_grad_norm").source = TORCH_CLIP
+    add("cheat_torch", nb)
     return subs
 
 
@@ -212,13 +392,34 @@ def lab1_graded(tmp_path_factory):
     if not SOLUTION.exists() or not STARTER.exists():
         pytest.skip("Lab 1 (solutions/ and labs/) is not there")
     root = tmp_path_factory.mktemp("class")
-    subs = lab1_class(root / "submitted")
+    subs = lab1_class(root / "submitted", root / "elsewhere")
+    workbook_before = _tree_state()
     before = {s: hashlib.sha256(p.read_bytes()).hexdigest() for s, p in subs.items()}
     out = root / "grades"
     start = time.perf_counter()
     results = grade.grade(root / "submitted", out, limits=TEST_LIMITS, jobs=2, log=lambda *_: None)
     seconds = time.perf_counter() - start
-    return {"subs": subs, "before": before, "out": out, "results": results, "seconds": seconds}
+    return {
+        "subs": subs, "before": before, "out": out, "results": results, "seconds": seconds,
+        "workbook_before": workbook_before, "workbook_after": _tree_state(),
+    }  # fmt: skip
+
+
+def _tree_state() -> dict[str, str]:
+    """Every file where a cheat would write (the tests, the solutions, the checks and the
+    grader) with its content hash."""
+    return {
+        str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in (
+            "tests/instructor",
+            "tests/labs",
+            "solutions",
+            "utils/checks",
+            "utils/instructor",
+        )
+        for p in sorted((ROOT / folder).rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 @pytest.mark.slow
@@ -240,11 +441,18 @@ def test_lab1_gradebook_layout_and_untouched_submissions(lab1_graded):
         reader = csv.reader(f)
         header = next(reader)
         students = [row[0] for row in reader]
-    assert header == ["student", "lab", "total", "max_total", "status", "review", *lab.grade_ids]
+    assert header == [
+        "student", "lab", "total", "max_total", "status", "review", "isolation", *lab.grade_ids
+    ]  # fmt: skip
     assert students == sorted(CLASS)
     for student, path in lab1_graded["subs"].items():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == lab1_graded["before"][student]
     assert not (lab1_graded["out"].parent / "submitted" / "correct" / "rnn_scratch.py").exists()
+    # no submission changed a file of the workbook (tests, solutions, the checks)
+    before, after = lab1_graded["workbook_before"], lab1_graded["workbook_after"]
+    assert {k: after.get(k) for k in before} == before
+    assert not [k for k in after if "pwned" in k]
+    assert not (ROOT / "tests" / "instructor" / "test_pwned.py").exists()
 
 
 @pytest.mark.slow
@@ -265,13 +473,16 @@ def test_lab1_feedback_says_why(lab1_graded):
     hostile = text("hostile")
     assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
     assert "blocks network access" in hostile
+    torch_all = text("cheat_torch")
+    assert "rnn_step_forward uses torch" in torch_all and "NumPy only" in torch_all
+    assert "clip_grad_norm uses torch" in torch_all
+    assert "rnn_step_forward uses torch (torch." in text("cheat_torch_sneaky")
+    assert "loss_and_grads calls the checks' own code" in text("cheat_checks_helper")
     assert "lost its grader metadata" in text("no_metadata")
     assert "not valid JSON" in text("not_json") and "empty" in text("empty_file")
     assert "no file was submitted" in text("missing")
     # hidden tests stay hidden: a failing cell's frame keeps only the failing line
     assert "BEGIN HIDDEN TESTS" not in starter and "seed=101" not in starter
-    for student in CLASS:
-        assert grade.TOKEN_PREFIX not in text(student)
 
 
 # ------------------------------------------------------------------- tiny lab
@@ -336,11 +547,11 @@ def test_graded_notebook_uses_the_solutions_tests(tiny):
     student.cells[3].source = "pass  # I deleted the assert"
     student.cells[5].metadata["nbgrader"]["grade_id"] = "renamed"
     del student.cells[4]  # hypot exercise removed entirely
-    g = grade.build_graded(lab, student, "TOKEN")
+    g = grade.build_graded(lab, student)
     sources = [c.source for c in g.nb.cells]
     assert sources[2] == "def square(x):\n    return x ** 2"
     assert sources[3].startswith('assert square(3) == 9, "square(3) should be 9"')
-    assert "assert square(-2) == 4" in sources[3] and sources[3].endswith("print('TOKEN')")
+    assert "assert square(-2) == 4" in sources[3]
     assert "raise NotImplementedError()" in sources[4]  # not attempted
     assert "assert hypot(0, 0) == 0" in sources[5]
     assert {i: gc.grade_id for i, gc in g.grade_cells.items()} == {
@@ -357,7 +568,7 @@ def test_graded_notebook_finds_cells_without_metadata_and_keeps_added_cells(tiny
         c.metadata.pop("nbgrader", None)
     student.cells[2].source = "def square(x):\n    return mul(x, x)"
     student.cells.insert(2, v4.new_code_cell("def mul(a, b):\n    return a * b"))
-    g = grade.build_graded(lab, student, "T")
+    g = grade.build_graded(lab, student)
     sources = [c.source for c in g.nb.cells]
     assert sources.index("def mul(a, b):\n    return a * b") < sources.index(
         "def square(x):\n    return mul(x, x)"
@@ -366,13 +577,15 @@ def test_graded_notebook_finds_cells_without_metadata_and_keeps_added_cells(tiny
     assert any("you added also ran" in n for n in g.notes)
 
 
-def _result(cells):
-    return {"cells": cells, "timed_out": [], "stopped": None, "seconds": 1.0}
+def _result(cells, tests):
+    return {"cells": cells, "tests": tests, "timed_out": [], "stopped": None, "seconds": 1.0}
 
 
-def test_score_needs_ok_reply_no_error_and_the_token(tiny):
+def test_score_takes_the_verdicts_of_the_tests_and_the_rules(tiny):
+    """Points come from the tests run by the grader (verdicts), never from what the
+    kernel printed; a rule broken in the exercise's code costs the test its points."""
     lab = tiny["lab"]
-    g = grade.build_graded(lab, tiny["starter"], "TOK")
+    g = grade.build_graded(lab, tiny["starter"])
     ok = {"status": "ok"}
 
     def cell(text="", reply=ok, error=None):
@@ -381,32 +594,64 @@ def test_score_needs_ok_reply_no_error_and_the_token(tiny):
             outputs.append({"output_type": "error", **error})
         return {"outputs": outputs, "reply": reply}
 
-    cells = [None, cell(), cell(), cell("TOK\n"), cell(), cell("TOK\n")]
-    status, fb = grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)
+    cells = [None, cell(), cell(), None, cell(), None]
+    passed = {"3": {"passed": True}, "5": {"passed": True}}
+    status, fb = grade.score(lab, g, _result(cells, passed), TEST_LIMITS)
     assert status == grade.OK and [f["passed"] for f in fb] == [True, True]
-    # a hidden error: reply says error, no error output, token printed by a trick
-    err = {"status": "error", "ename": "AssertionError", "evalue": "nope", "traceback": []}
-    cells[3] = cell("TOK\n", reply=err)
-    cells[5] = cell("no token", reply=ok)
-    status, fb = grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)
-    assert [f["passed"] for f in fb] == [False, False]
-    assert fb[0]["reason"] == "AssertionError: nope"
-    assert "did not run to its end" in fb[1]["reason"]
+    # a kernel cell printing "[PASS]" changes nothing; a failing verdict fails
+    cells[2] = cell("[PASS] everything\n")
+    failing = {**passed, "3": {"passed": False, "ename": "CheckError", "evalue": "[FAIL] nope"}}
+    status, fb = grade.score(lab, g, _result(cells, failing), TEST_LIMITS)
+    assert [f["passed"] for f in fb] == [False, True]
+    assert fb[0]["reason"] == "CheckError: [FAIL] nope"
+    # a test that never got a verdict did not pass
+    status, fb = grade.score(lab, g, _result(cells, {"5": {"passed": True}}), TEST_LIMITS)
+    assert [f["passed"] for f in fb] == [False, True] and fb[0]["reason"] == "not run."
+    # the rule found in the source
+    status, fb = grade.score(
+        lab, g, _result(cells, passed), TEST_LIMITS, {"square": "square uses torch (torch)."}
+    )
+    assert [f["passed"] for f in fb] == [False, True]
+    assert fb[0]["reason"] == "square uses torch (torch)."
     stdin = {"ename": "StdinNotImplementedError", "evalue": "raw_input was called", "traceback": []}
     cells[2] = cell(reply={"status": "error", **stdin}, error=stdin)
-    status, fb = grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)
+    status, fb = grade.score(lab, g, _result(cells, failing), TEST_LIMITS)
     assert fb[0]["own"] == [
         "your cell `square` raised StdinNotImplementedError: raw_input was called"
         + grade.STDIN_HINT
     ]
     stop = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
     cells[2] = cell(reply={"status": "error", **stop}, error=stop)
-    status, fb = grade.score(lab, g, {**_result(cells), "timed_out": [2]}, "TOK", TEST_LIMITS)
+    timed = {**_result(cells, failing), "timed_out": [2]}
+    status, fb = grade.score(lab, g, timed, TEST_LIMITS, cell_limits={2: 12.0})
     assert status == grade.TIMEOUT
-    assert fb[0]["own"] == ["your cell `square` timed out (it was stopped after 25 s)"]
+    assert fb[0]["own"] == ["your cell `square` timed out (it was stopped after 12 s)"]
+    late = {**passed, "3": {"passed": False, "timed_out": True}}
+    _, fb = grade.score(lab, g, _result(cells, late), TEST_LIMITS, cell_limits={3: 7.0})
+    assert fb[0]["reason"] == "timed out: your function was stopped after the limit of 7 s."
     mem = {"ename": "_ArrayMemoryError", "evalue": "Unable to allocate", "traceback": []}
     cells[2] = cell(reply={"status": "error"}, error=mem)
-    assert grade.score(lab, g, _result(cells), "TOK", TEST_LIMITS)[0] == grade.MEMORY
+    assert grade.score(lab, g, _result(cells, passed), TEST_LIMITS)[0] == grade.MEMORY
+
+
+def test_rules_read_from_the_source():
+    from utils.instructor import rules
+
+    setup = "%matplotlib inline\nimport numpy as np\nimport torch\nfrom torch import nn\nfrom utils.checks import numerical_gradient, rel_error"
+    forbid = ["torch", "utils.checks"]
+    assert rules.violations("f", "def f(x):\n    return np.tanh(x)", setup, forbid) is None
+    assert "f uses torch (nn)" in rules.violations(
+        "f", "def f(x):\n    return nn.Tanh()(x)", setup, forbid
+    )
+    assert "f uses torch (import torch.nn)" in rules.violations(
+        "f", "import torch.nn\n", setup, forbid
+    )
+    assert "checks' own code (numerical_gradient)" in rules.violations(
+        "f", "def f(x):\n    return numerical_gradient(g, x)", setup, forbid
+    )
+    assert (
+        rules.violations("f", "def f(:", setup, forbid) is None
+    )  # a syntax error: the run says it
 
 
 def test_watchdog_kills_on_memory_and_on_an_uninterruptible_cell():
@@ -477,9 +722,9 @@ def test_sandbox_kernel_process_applies_the_limits(tmp_path):
     """The real hook and rlimit, installed in a child interpreter."""
     code = (
         "import json, os, sys\n"
-        "from utils.instructor import sandbox\n"
-        "sandbox.set_limits(1024)\n"
-        f"sandbox.install(sandbox.Policy({str(ROOT)!r}, [], [], [], home=os.getcwd()))\n"
+        "from utils.instructor.sandbox import policy\n"
+        "policy.set_limits(1024)\n"
+        f"policy.install(policy.Policy({str(ROOT)!r}, [], [], [], home=os.getcwd()))\n"
         "out = {}\n"
         "for name, f in [('solution', lambda: open(%r).read()),\n"
         "                ('net', lambda: __import__('socket').create_connection(('1.1.1.1', 53), 2)),\n"
@@ -592,8 +837,8 @@ def test_another_notebook_renamed_is_not_run_and_a_second_run_keeps_the_first_gr
     other = v4.new_notebook(
         cells=[v4.new_markdown_cell("# Chapter 1"), v4.new_code_cell("x = 1\nprint(x)")]
     )
-    assert grade.build_graded(tiny["lab"], other, "T").foreign
-    assert not grade.build_graded(tiny["lab"], tiny["starter"], "T").foreign
+    assert grade.build_graded(tiny["lab"], other).foreign
+    assert not grade.build_graded(tiny["lab"], tiny["starter"]).foreign
     subs, out = tmp_path / "subs", tmp_path / "out"
     write(subs, "zoe", "lab99_tiny.ipynb", other)
     (out).mkdir()
@@ -608,7 +853,7 @@ def test_another_notebook_renamed_is_not_run_and_a_second_run_keeps_the_first_gr
 
 
 def test_output_cap_keeps_the_head_the_tail_and_every_error():
-    cap = sandbox._OutputCap()
+    cap = worker._OutputCap()
     outs = []
 
     def emit(out):
@@ -622,10 +867,10 @@ def test_output_cap_keeps_the_head_the_tail_and_every_error():
     cell = v4.new_code_cell(outputs=outs)
     cap.finish(cell, 3)
     text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-    assert len(text) < sandbox.MAX_CELL_OUTPUT + 2 * sandbox.OUTPUT_TAIL
+    assert len(text) < worker.MAX_CELL_OUTPUT + 2 * worker.OUTPUT_TAIL
     assert text.endswith("TOKEN\n") and "characters of output cut by the grader" in text
     [err] = [o for o in cell.outputs if o.output_type == "error"]
-    assert len(err.evalue) < sandbox.MAX_ERROR_TEXT + 100 and len(err.traceback) == 200
+    assert len(err.evalue) < worker.MAX_ERROR_TEXT + 100 and len(err.traceback) == 200
 
 
 def test_a_cell_printing_gigabytes_costs_neither_memory_nor_its_points(tiny, tmp_path):
@@ -752,3 +997,58 @@ def test_lab2_is_graded_with_the_students_own_lab1_export(tmp_path):
         tmp_path / "out" / "feedback" / "bob" / "lab02_lstm_gru_from_scratch.md"
     ).read_text()
     assert "Score: 10 / 10" in feedback
+
+
+# --- past one machine -----------------------------------------------------------------
+
+
+def test_the_same_units_run_on_a_dask_cluster(tiny, tmp_path):
+    """``scheduler=`` sends each student's unit to a Dask cluster (here a LocalCluster of
+    two worker processes): the same gradebook as the local pool."""
+    distributed = pytest.importorskip("distributed")
+    sol = nbformat.read(tiny["path"], as_version=4)
+    subs = tmp_path / "subs"
+    write(subs, "ada", "lab99_tiny.ipynb", filled(tiny["starter"], sol))
+    write(subs, "bob", "lab99_tiny.ipynb", filled(tiny["starter"], sol, {"hypot"}))
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        results = grade.grade(
+            subs, tmp_path / "out", solutions_dir=tiny["dir"], limits=TEST_LIMITS,
+            scheduler=cluster.scheduler_address, log=lambda *_: None,
+        )  # fmt: skip
+    got = {r.student: (r.total, r.status) for r in results}
+    assert got == {"ada": (5.5, grade.OK), "bob": (3.5, grade.OK)}
+    rows = read_gradebook(tmp_path / "out" / "gradebook.csv")
+    assert rows["bob"] == expected_row(tiny["lab"], "bob", {"test_square"}, grade.OK)
+
+
+def test_no_sandbox_means_no_grading_unless_the_instructor_accepts_it(tiny, tmp_path, monkeypatch):
+    from utils.instructor.sandbox import isolation
+
+    write(tmp_path / "subs", "ada", "lab99_tiny.ipynb", tiny["starter"])
+    monkeypatch.setattr(isolation, "available", lambda: (False, "bubblewrap is not installed"))
+    with pytest.raises(grade.GradingError, match="--allow-unisolated"):
+        grade.grade(tmp_path / "subs", tmp_path / "out", solutions_dir=tiny["dir"])
+    [r] = grade.grade(
+        tmp_path / "subs", tmp_path / "out", solutions_dir=tiny["dir"], limits=TEST_LIMITS,
+        allow_unisolated=True, log=lambda *_: None,
+    )  # fmt: skip
+    assert r.isolation == "none" and r.status == grade.OK
+    assert read_gradebook(tmp_path / "out" / "gradebook.csv")["ada"]["isolation"] == "none"
+
+
+def test_make_check_runs_the_visible_tests_as_the_grader_does(tiny, tmp_path):
+    from utils.instructor import check
+
+    sol = nbformat.read(tiny["path"], as_version=4)
+    nb = filled(labgen.strip_solutions(sol, tiny["path"]), sol, {"hypot"})
+    path = tmp_path / "lab99_tiny.ipynb"
+    nbformat.write(nb, path)
+    lines = []
+    code = check.check(path, TEST_LIMITS, out=lines.append)
+    text = "\n".join(lines)
+    assert code == 1, text
+    assert "FAIL  test_square" in text and "NotImplementedError" in text
+    assert "PASS  test_hypot" in text and "[metric] visible tests: 3.5 / 5.5 points" in text
+    assert check.check(tmp_path / "nope.ipynb", TEST_LIMITS, out=lines.append) == 2

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -50,11 +51,15 @@ def test_bundle_ships_every_student_package_without_its_instructor_parts(bundle)
 
 def test_the_grader_and_the_browser_test_use_the_same_list():
     from tests.ui import lab
-    from utils.instructor import grade
+    from utils.instructor.sandbox import worker
 
-    env = json.loads(grade._kernel_env(grade.Limits(), ROOT, [])["WORKBOOK_SANDBOX"])
+    here = Path("/nonexistent")
+    _, env = worker._kernel_setup(here, here, here, here, worker.Limits(), isolate=False)
+    policy = json.loads(env["WORKBOOK_SANDBOX"])
+    argv, _ = worker._kernel_setup(here, here, here, here, worker.Limits(), isolate=True)
     for folder in package_dirs():
-        assert str(folder) in env["allow_read"]
+        assert str(folder) in policy["allow_read"]
+        assert ["--ro-bind", str(folder), str(folder)] == argv[argv.index(str(folder)) - 1 :][:3]
         assert folder.name in lab.COPIED
 
 
@@ -70,11 +75,16 @@ def test_bundle_has_what_a_student_needs(bundle):
         "tests",
         "bench",
         ".ci",
-        "utils/instructor",
+        "utils/instructor/grade.py",
+        "utils/instructor/labgen.py",
+        "utils/instructor/release.py",
         "CONTRIBUTING.md",
         ".git",
     ]:
         assert not (bundle / rel).exists(), rel
+    # make check and its sandbox are the student's: validate a lab as the grader runs it
+    for rel in ["utils/instructor/check.py", "utils/instructor/sandbox/worker.py"]:
+        assert (bundle / rel).is_file(), rel
     make = (bundle / "Makefile").read_text()
     assert "\nlab: " in make and "\nenv: " in make
     for target in ("grade", "release", "labs", "test", "bench", "execute"):
@@ -83,7 +93,7 @@ def test_bundle_has_what_a_student_needs(bundle):
     assert "nbval" not in make and "TEST_ENV" not in make and make.startswith("# RNN workbook")
     if shutil.which("make"):  # the student targets parse, their prerequisites are in the bundle
         run = subprocess.run(
-            ["make", "-n", "help", "env", "lab", "lint", "format", "data", "clean"],
+            ["make", "-n", "help", "env", "lab", "lint", "format", "data", "clean", "check", "LAB=labs/x.ipynb"],
             cwd=bundle, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": "python3"},
         )  # fmt: skip
         assert run.returncode == 0, run.stderr

@@ -29,10 +29,12 @@ from utils.checks.core import (
     check_scalar,
     check_shape,
     check_type,
+    fresh_inputs,
     numerical_gradient,
     passed,
     rel_error,
     run_safely,
+    seeded,
     to_numpy,
 )
 
@@ -45,9 +47,11 @@ __all__ = [
     "check_scalar",
     "check_shape",
     "check_type",
+    "fresh_inputs",
     "numerical_gradient",
     "passed",
     "rel_error",
     "run_safely",
+    "seeded",
     "to_numpy",
 ]

@@ -208,3 +208,33 @@ def run_safely(fn: Callable, *args, name: str | None = None, **kwargs):
         raise NotImplementedError(
             f"{label} is not implemented yet: replace `raise NotImplementedError()` with your code."
         ) from e
+
+
+_SALT: list[int | None] = [None]
+
+
+def seeded(seed: int) -> np.random.Generator:
+    """The random generator of a check's inputs for ``seed``.
+
+    In a notebook it is ``np.random.default_rng(seed)``: the same inputs every run,
+    so a failing check fails the same way twice. While the grader grades
+    (:func:`fresh_inputs`), every seed is mixed with a number drawn for that grading
+    run, so no submission can know the inputs of a test in advance.
+    """
+    salt = _SALT[0]
+    return np.random.default_rng(seed if salt is None else [int(salt), int(seed)])
+
+
+class fresh_inputs:  # noqa: N801 - used like a function: ``with fresh_inputs(salt):``
+    """Within the block, :func:`seeded` draws inputs specific to ``salt`` (None: off)."""
+
+    def __init__(self, salt: int | None):
+        self.salt = salt
+
+    def __enter__(self):
+        self.before, _SALT[0] = _SALT[0], self.salt
+        return self
+
+    def __exit__(self, *exc):
+        _SALT[0] = self.before
+        return False

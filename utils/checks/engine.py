@@ -67,6 +67,8 @@ def describe(x) -> str:
 
 def _stub_name(error: BaseException, fn: Callable) -> str | None:
     """The name of the function that raised ``error``, when it is not ``fn`` itself."""
+    if hasattr(error, "remote_stub"):  # raised in the grader's sandbox, which named it
+        return error.remote_stub
     tb = error.__traceback__
     if tb is None:
         return None
@@ -108,6 +110,8 @@ def call(fn: Callable, label: str, *args):
         ) from e
     except NameError as e:
         raise fail(f"{label} raised NameError: {e}", NAME_ERROR_HINT) from e
+    except CheckError:
+        raise  # already says what is wrong (e.g. the grader found a lab rule broken)
     except Exception as e:
         inputs = ", ".join(describe(a) for a in args)
         raise fail(

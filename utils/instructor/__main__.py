@@ -85,6 +85,7 @@ def _grade(args) -> int:
 
     limits = grade.Limits(
         cell_timeout=args.cell_timeout,
+        cell_factor=args.cell_factor,
         total_timeout=args.total_timeout,
         memory_mb=args.memory_mb,
         fast=args.fast or _env_fast(),
@@ -97,6 +98,8 @@ def _grade(args) -> int:
             jobs=args.jobs,
             limits=limits,
             solutions_dir=args.solutions or grade.labgen.SOLUTIONS_DIR,
+            scheduler=args.scheduler,
+            allow_unisolated=args.allow_unisolated,
         )
     except grade.GradingError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -155,10 +158,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lab", action="append", help="grade only this lab (repeatable)")
     p.add_argument("--solutions", default=None, help="solution notebooks (solutions/)")
     p.add_argument("--jobs", type=int, default=None, help="parallel kernels (default: cores)")
-    p.add_argument("--cell-timeout", type=float, default=600, help="seconds per cell (600)")
+    p.add_argument("--cell-timeout", type=float, default=60, help="seconds any cell may run (60)")
+    p.add_argument(
+        "--cell-factor",
+        type=float,
+        default=10,
+        help="a lab cell may run this many times the solution's time for it, if longer (10)",
+    )
     p.add_argument("--total-timeout", type=float, default=1800, help="seconds per notebook")
     p.add_argument("--memory-mb", type=int, default=4096, help="memory cap per kernel (MiB)")
     p.add_argument("--fast", action="store_true", help="run submissions in FAST mode")
+    p.add_argument(
+        "--scheduler", default=None, help="grade on a Dask cluster: tcp://host:8786 (default: here)"
+    )
+    p.add_argument(
+        "--allow-unisolated",
+        action="store_true",
+        help="grade without an OS sandbox (no bubblewrap here); the gradebook says so",
+    )
     p.set_defaults(func=_grade)
     p = sub.add_parser("release", help="build the student bundle (no solutions)")
     p.add_argument("--out", default="release", help="folder to write (replaced if a release)")

@@ -63,6 +63,35 @@ class Lab:
     written: list[GradeCell] = field(default_factory=list)  # answers graded by hand
 
     @property
+    def setup_source(self) -> str:
+        """The setup cell (the first code cell): its imports are the tests' namespace."""
+        return next((c.source for c in self.template.cells if c.cell_type == "code"), "")
+
+    @property
+    def exercises(self) -> dict[str, int]:
+        """Exercise grade id -> index of its cell in the solution."""
+        return {
+            m["grade_id"]: i
+            for i, c in enumerate(self.template.cells)
+            if c.cell_type == "code" and (m := nbgrader_meta(c)).get("solution")
+        }
+
+    def forbid(self, exercise: str | None = None) -> list[str]:
+        """Modules the student's functions may not use: the lab's rule (notebook metadata
+        ``workbook.forbid``, e.g. ``["torch"]`` for NumPy only), or an exercise's own
+        (its cell's ``workbook.forbid``); the checks' code is forbidden in every lab."""
+        rule = self.template.metadata.get("workbook", {}).get("forbid", [])
+        if exercise is not None and exercise in self.exercises:
+            cell = self.template.cells[self.exercises[exercise]]
+            rule = cell.metadata.get("workbook", {}).get("forbid", rule)
+        return sorted({*rule, "utils.checks"})
+
+    def exercise_for_test(self, index: int) -> str | None:
+        """The exercise a test cell (solution index) grades: the last exercise above it."""
+        above = [(i, g) for g, i in self.exercises.items() if i < index]
+        return max(above)[1] if above else None
+
+    @property
     def max_total(self) -> float:
         return sum(g.points for g in self.grade_cells)
 
@@ -171,9 +200,12 @@ class GradedNotebook:
     notes: list[str] = field(default_factory=list)
     review: str = ""  # constructs in the student's code an instructor may want to look at
     foreign: bool = False  # no cell of the submission comes from the lab
+    origin: dict[int, int] = field(default_factory=dict)  # index in nb -> index in the solution
+    sources: dict[str, str] = field(default_factory=dict)  # exercise grade id -> student's code
+    added: list[str] = field(default_factory=list)  # code cells the student added
 
 
-def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> GradedNotebook:
+def build_graded(lab: Lab, student: nbformat.NotebookNode) -> GradedNotebook:
     """The notebook to run: the solution's cells with the student's exercise code."""
     template, starter = lab.template, lab.starter
     s_cells = student.cells
@@ -241,7 +273,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
             and _norm(c.source) not in starter_sources
         ):
             extra.setdefault(anchor, []).append(j)
-    cells, grade_cells, exercise_of = [], {}, {}
+    cells, grade_cells, exercise_of, graded_origin = [], {}, {}, {}
 
     def add_extra(at: int) -> None:
         for j in extra.get(at, []):
@@ -256,7 +288,7 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
             exercise_of[len(cells)] = meta["grade_id"]
         if cell.cell_type == "code" and meta.get("grade"):
             grade_cells[len(cells)] = next(g for g in lab.grade_cells if g.index == i)
-            new.source = cell.source.rstrip() + f"\n__import__('builtins').print({token!r})"
+        graded_origin[len(cells)] = i
         cells.append(new)
         add_extra(i)
     if any(extra.values()):
@@ -264,8 +296,18 @@ def build_graded(lab: Lab, student: nbformat.NotebookNode, token: str) -> Graded
     graded = nbformat.v4.new_notebook(cells=cells, metadata=template.metadata)
     student_code = [*sources.values(), *(s_cells[j].source for js in extra.values() for j in js)]
     foreign = not origin  # no grade id, no cell of the lab, no exercise found by name
+    by_gid = {nbgrader_meta(template.cells[i])["grade_id"]: src for i, src in sources.items()}
+    added = [s_cells[j].source for js in extra.values() for j in js]
     return GradedNotebook(
-        graded, grade_cells, exercise_of, notes, review_flags(student_code), foreign
+        graded,
+        grade_cells,
+        exercise_of,
+        notes,
+        review_flags(student_code),
+        foreign,
+        graded_origin,
+        by_gid,
+        added,
     )
 
 

@@ -32,7 +32,7 @@ ANSWER_STUB = "YOUR ANSWER HERE"
 RAISES = "raises-exception"
 
 CELL_METADATA_KEEP = frozenset({"tags", "nbgrader"})
-NOTEBOOK_METADATA_KEEP = frozenset({"kernelspec", "language_info"})
+NOTEBOOK_METADATA_KEEP = frozenset({"kernelspec", "language_info", "workbook"})
 
 # Lines that look like a marker but are not exactly one (typos, wrong case, "##").
 MARKER_LIKE = re.compile(r"^\s*#+\s*(BEGIN|END)\b|^\s*#+\s*(?i:begin|end)[\s_-]*(?i:sol|hid|test)")

@@ -7,7 +7,7 @@ README) and nothing an instructor keeps to themselves:
 - left out: ``solutions/``, ``tests/``, ``bench/``, ``.ci/``, ``CONTRIBUTING.md``
   and ``utils/instructor/`` (the generator and grader hold no answers, but a
   student has no use for them, and ``make labs`` without ``solutions/`` would
-  remove the labs);
+  remove the labs), except ``make check`` and its sandbox (``STUDENT_TOOLS``);
 - the bundle's README drops the blocks fenced by ``<!-- instructor-only -->`` and
   ``<!-- /instructor-only -->`` (tests, grading, maintenance);
 - the bundle's Makefile keeps the student targets (``env``, ``lab``, ``lint``,
@@ -39,7 +39,7 @@ import nbformat
 from utils.env import ROOT
 from utils.instructor import labgen
 from utils.instructor.notebook import HIDDEN, SOLUTION, fenced_lines, is_exercise
-from utils.instructor.student import INSTRUCTOR_ONLY
+from utils.instructor.student import is_instructor_only
 
 MARKER = ".workbook-release"
 EXCLUDED_DIRS = (
@@ -50,7 +50,6 @@ EXCLUDED_DIRS = (
     ".github",
     "grades",
     "exports",
-    *INSTRUCTOR_ONLY,
 )
 EXCLUDED_FILES = ("CONTRIBUTING.md",)
 INSTRUCTOR_TARGETS = {"test", "test-ui", "labs", "modules", "execute", "grade", "release", "bench"}
@@ -164,7 +163,9 @@ def is_included(rel: Path) -> bool:
     s = rel.as_posix()
     if rel.name in EXCLUDED_FILES and len(rel.parts) == 1:
         return False
-    return not any(s == d or s.startswith(d + "/") for d in EXCLUDED_DIRS)
+    return not any(s == d or s.startswith(d + "/") for d in EXCLUDED_DIRS) and not (
+        is_instructor_only(rel)
+    )
 
 
 STUDENT_HEADER = (

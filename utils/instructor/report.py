@@ -13,9 +13,17 @@ if TYPE_CHECKING:
     from utils.instructor.assemble import Lab
     from utils.instructor.grade import Result
 
-OK, TIMEOUT, MEMORY, DIED = "ok", "timeout", "memory", "kernel died"
-UNREADABLE, MISSING, ERROR = "unreadable", "missing", "error"
-OTHER = "other notebook"
+from utils.instructor.sandbox.protocol import (  # noqa: F401 - one set of status words
+    DIED,
+    ERROR,
+    MEMORY,
+    MISSING,
+    OK,
+    OTHER,
+    TIMEOUT,
+    UNREADABLE,
+)
+
 STATUS_TEXT = {
     OK: "the notebook ran to the end",
     TIMEOUT: "a cell ran longer than the time limit and was interrupted",
@@ -37,10 +45,13 @@ _num = num
 
 
 def gradebook_columns(lab_list: list[Lab]) -> list[str]:
-    """The tests' columns, then one empty column per written answer (to fill in by hand)."""
+    """The tests' columns, then one empty column per written answer (to fill in by hand).
+
+    ``isolation`` says how the kernel was isolated: ``bubblewrap``, or ``none`` when the
+    instructor accepted a run without an operating-system sandbox."""
     ids = [gid for lab in lab_list for gid in lab.grade_ids]
     ids += [w.grade_id for lab in lab_list for w in lab.written]
-    return ["student", "lab", "total", "max_total", "status", "review", *ids]
+    return ["student", "lab", "total", "max_total", "status", "review", "isolation", *ids]
 
 
 def write_gradebook(results: list[Result], lab_list: list[Lab], path: Path) -> None:
@@ -57,6 +68,7 @@ def write_gradebook(results: list[Result], lab_list: list[Lab], path: Path) -> N
                 "max_total": _num(r.max_total),
                 "status": r.status,
                 "review": r.review,
+                "isolation": r.isolation,
             }
             row.update({gid: _num(v) for gid, v in r.scores.items()})
             w.writerow(row)

@@ -15,7 +15,17 @@ STUDENT_PACKAGES = ("utils",)
 """Python packages a student's notebooks import (folders at the top of the workbook)."""
 
 INSTRUCTOR_ONLY = ("utils/instructor",)
-"""Parts of those packages a student never gets."""
+"""Parts of those packages a student never gets ..."""
+
+STUDENT_TOOLS = (
+    "utils/instructor/__init__.py",
+    "utils/instructor/check.py",
+    "utils/instructor/student.py",
+    "utils/instructor/sandbox",
+)
+"""... except these: ``make check`` (validate a lab as the grader runs it) and the
+sandbox it runs in. They hold no answers; a graded kernel still sees none of
+``utils/instructor``."""
 
 NOTEBOOK_FOLDERS = ("notebooks", "labs")
 """The notebooks a student opens."""
@@ -26,7 +36,11 @@ def package_dirs(root: Path = ROOT) -> list[Path]:
     return [root / name for name in STUDENT_PACKAGES]
 
 
+def _under(s: str, folders) -> bool:
+    return any(s == d or s.startswith(d + "/") for d in folders)
+
+
 def is_instructor_only(rel: Path | str) -> bool:
     """True for a path (relative to the workbook) inside an instructor-only part."""
     s = Path(rel).as_posix()
-    return any(s == d or s.startswith(d + "/") for d in INSTRUCTOR_ONLY)
+    return _under(s, INSTRUCTOR_ONLY) and not _under(s, STUDENT_TOOLS)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.checks.core import CheckError, passed
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import Cause, call, describe, fail, unpack
 from utils.checks.lab01.reference import (
     LONG,
@@ -127,7 +127,7 @@ def check_clip_grad_norm(fn: Callable, *, seed: int = 6) -> None:
     ``torch.nn.utils.clip_grad_norm_``: norm above and below max_norm, all zeros, and
     another max_norm with the five arrays of the model."""
     label = "clip_grad_norm"
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     three = {"W_xh": (4, 5), "W_hh": (5, 5), "b_h": (5,)}
     five = dict(zip(PARAM_NAMES, [(4, 5), (5, 5), (5,), (5, 3), (3,)]))
     cases = {  # case: (scale of the gradients, max_norm, shapes)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.checks.core import seeded
 from utils.checks.engine import (
     Cause,
     check_cache,
@@ -89,7 +90,7 @@ def _finite(x) -> bool:
 
 
 def _random_rnn(N: int, T: int, D: int, H: int, seed: int, scale: float = 0.5):
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     X = rng.normal(size=(N, T, D))
     h0 = rng.normal(scale=0.5, size=(N, H))
     W_xh = rng.normal(scale=scale, size=(D, H))

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.checks.core import seeded
 from utils.checks.engine import check_cache as engine_check_cache
 from utils.checks.engine import compare, fail, numpy_only
 from utils.checks.references import load_named_weights
@@ -47,7 +48,7 @@ def _n(t) -> np.ndarray:
 
 def random_lstm(N: int, T: int, D: int, H: int, seed: int, *, zero_state: bool = False):
     """rng, X (N, T, D), h0, c0 (N, H), W_x (D, 4H), W_h (H, 4H), b (4H,)."""
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     X = rng.normal(size=(N, T, D))
     h0, c0 = rng.normal(scale=0.5, size=(N, H)), rng.normal(scale=1.0, size=(N, H))
     if zero_state:
@@ -59,7 +60,7 @@ def random_lstm(N: int, T: int, D: int, H: int, seed: int, *, zero_state: bool =
 
 def random_gru(N: int, D: int, H: int, seed: int):
     """rng, x_t (N, D), h_prev (N, H), W_x (D, 3H), W_h (H, 3H), b_x, b_h (3H,)."""
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     x_t, h_prev = rng.normal(size=(N, D)), rng.normal(scale=0.7, size=(N, H))
     W_x, W_h = rng.normal(scale=0.5, size=(D, 3 * H)), rng.normal(scale=0.5, size=(H, 3 * H))
     return rng, x_t, h_prev, W_x, W_h, rng.normal(scale=0.5, size=3 * H), rng.normal(size=3 * H)

@@ -1,0 +1,215 @@
+"""The sandbox's parts on their own: the data channel, the rule tracer, bubblewrap.
+
+The whole grader (kernel, worker, tests outside the kernel) is tested in test_grade.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.factories import ROOT
+from utils.instructor.sandbox import isolation, protocol
+from utils.instructor.sandbox.policy import RuleTracer
+from utils.instructor.sandbox.remote import RemoteFunction, free_names, rule_message, setup_imports
+
+
+def roundtrip(value):
+    return protocol.decode(protocol.encode({"v": value}))["v"]
+
+
+def test_the_channel_carries_data_and_keeps_identity():
+    a = np.arange(6.0).reshape(2, 3)
+    msg = {
+        "args": [a, [a, (a, 3)], {"k": torch.ones(2, dtype=torch.float64)}],
+        "value": (a, float("nan"), 2**70, 1 + 2j, np.float32(3.5), "s", None, True, -0.0),
+    }
+    got = protocol.decode(protocol.encode(msg))
+    assert got["value"][0] is got["args"][0] is got["args"][1][0]  # one object, three places
+    np.testing.assert_array_equal(got["args"][0], a)
+    assert (
+        isinstance(got["args"][2]["k"], torch.Tensor) and got["args"][2]["k"].dtype == torch.float64
+    )
+    v = got["value"]
+    assert np.isnan(v[1]) and v[2] == 2**70 and v[3] == 1 + 2j and v[4] == np.float32(3.5)
+    assert v[5:8] == ("s", None, True) and str(v[8]) == "-0.0"
+    assert protocol.decode(protocol.encode({"v": a}), tensors=False)["v"].flags.writeable
+    assert roundtrip(np.zeros((0, 3), dtype=np.int64)).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [object(), lambda: 1, np.array(["text"]), np.array([object()]), {1.5: 2}, {(1, 2): 3}, 1j * np.ones(1, dtype=np.clongdouble)],
+)  # fmt: skip
+def test_the_channel_refuses_what_is_not_data(bad):
+    with pytest.raises(protocol.ChannelError):
+        protocol.encode({"v": bad})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage" * 10,
+        b"WBDC1" + b"\0" * 16,
+        protocol.encode({"v": np.ones(3)})[:-5],  # truncated
+        protocol.encode({"v": 1}).replace(b'"v": 1', b'"v": {"X": 1}'),  # unknown tag
+        protocol.encode({"v": np.ones(3)}).replace(b"float64", b"object\0"),  # dtype not allowed
+        protocol.encode({"v": [1]}).replace(b'{"L": [1]}', b'{"R": "nowhere"}'),
+    ],
+)
+def test_the_grader_refuses_malformed_replies(data):
+    with pytest.raises(protocol.ChannelError):
+        protocol.decode(data)
+
+
+def test_the_channel_has_a_size_limit():
+    with pytest.raises(protocol.ChannelError, match="MiB"):
+        protocol.encode({"v": np.zeros(2**20)}, limit=2**20)
+    with pytest.raises(protocol.ChannelError, match="MiB"):
+        protocol.decode(protocol.encode({"v": np.zeros(2**20)}), limit=2**20)
+
+
+def test_sync_back_changes_the_callers_arguments_as_a_local_call_would():
+    x, keep = np.zeros(3), np.ones(2)
+    caches = [(keep, 1), (np.ones(2), 2)]
+    returned = roundtrip([np.full(3, 7.0), [(np.ones(2), 1), (np.full(2, 5.0), 2)]])
+    pairs = {}
+    assert protocol.sync_back(x, returned[0], pairs) is x and x.tolist() == [7, 7, 7]
+    out = protocol.sync_back(caches, returned[1], pairs)
+    assert out is caches and caches[0][0] is keep and caches[1][0].tolist() == [5, 5]
+    grown = roundtrip([1, 2, 3])
+    lst = [1, 2]
+    assert protocol.sync_back(lst, grown) is lst and lst == [1, 2, 3]
+    d = {"a": np.zeros(1)}
+    assert protocol.sync_back(d, roundtrip({"a": np.ones(1), "b": 2})) is d and set(d) == {"a", "b"}
+
+
+class _Channel:
+    """Plays the kernel: calls a local function as serve() would, through the codec."""
+
+    def __init__(self, fn, forbid=()):
+        self.fn, self.forbid = fn, forbid
+
+    def request(self, message):
+        message = protocol.decode(protocol.encode(message))
+        tracer = RuleTracer(self.forbid)
+        args = message["args"]
+        value = tracer.run(self.fn, *args)
+        return protocol.decode(
+            protocol.encode({"args": args, "value": value, "violations": tracer.violations})
+        )
+
+
+def test_a_remote_function_returns_its_input_as_the_callers_object():
+    def f(a, b):
+        a += 1  # in place, as a student might
+        return a, b
+
+    x, y = np.zeros(2), np.ones(2)
+    remote = RemoteFunction(_Channel(f), "f", ["a", "b"], [])
+    out = remote(x, y)
+    assert out[0] is x and out[1] is y and x.tolist() == [1, 1]
+
+
+def test_the_rule_tracer_sees_torch_whatever_the_name():
+    def numpy_only(x):
+        return np.tanh(x)
+
+    def sneaky(x):
+        t = __import__("to" + "rch")
+        return t.tanh(t.from_numpy(x)).numpy()
+
+    def method(x):
+        return torch.from_numpy(x).tanh().numpy()
+
+    def module(x):
+        return torch.nn.Tanh()(torch.from_numpy(x)).numpy()
+
+    def untraced(x):
+        sys.setprofile(None)
+        return torch.tanh(torch.from_numpy(x)).numpy()
+
+    x = np.linspace(-1, 1, 5)
+    for fn, hit in [(numpy_only, None), (sneaky, "torch"), (method, "torch"), (module, "torch"),
+                    (untraced, "tracer")]:  # fmt: skip
+        tracer = RuleTracer(["torch", "utils.checks"])
+        np.testing.assert_allclose(tracer.run(fn, x), np.tanh(x))
+        assert [v["module"] for v in tracer.violations][:1] == ([hit] if hit else []), fn.__name__
+    assert sys.getprofile() is None
+
+
+def test_the_rule_tracer_sees_the_checks_helpers():
+    from utils.checks import numerical_gradient
+
+    tracer = RuleTracer(["utils.checks"])
+    tracer.run(lambda x: numerical_gradient(lambda: float(np.sum(x**2)), x), np.ones(3))
+    assert tracer.violations[0]["module"] == "utils.checks"
+    assert "numerical_gradient" in rule_message("f", tracer.violations)
+
+
+def test_tests_read_only_the_setup_imports_and_their_own_names():
+    setup = "%matplotlib inline\nimport numpy as np\nx = 1\nfrom utils.checks import rel_error"
+    assert setup_imports(setup) == "import numpy as np\nfrom utils.checks import rel_error"
+    assert free_names("a = f(b)\nfor i in range(3):\n    g(i, a)") == {"f", "b", "range", "g"}
+
+
+PROBE = """\
+import json, os, socket
+out = {p: os.path.exists(p) for p in PATHS}
+try:
+    open(PWNED, "w")
+    out["write utils"] = True
+except OSError:
+    out["write utils"] = False
+try:
+    socket.create_connection(("1.1.1.1", 53), 2)
+    out["net"] = True
+except OSError:
+    out["net"] = False
+open("mine.txt", "w").write("ok")
+out["uid"] = os.getuid()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not isolation.available()[0], reason="no bubblewrap here")
+def test_bubblewrap_shows_only_what_a_student_has(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    isolation.own_by_sandbox_user(home)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.txt").write_text("another copy of the workbook")
+    paths = [str(ROOT / "solutions"), str(ROOT / "tests"), str(ROOT / ".git"),
+             str(ROOT / "utils" / "checks"), str(ROOT / "utils" / "instructor" / "grade.py"),
+             str(tmp_path / "elsewhere" / "secret.txt")]  # fmt: skip
+    probe = PROBE.replace("PATHS", repr(paths)).replace(
+        "PWNED", repr(str(ROOT / "utils" / "pwned.py"))
+    )
+    cmd = isolation.bwrap_command(
+        [sys.executable, "-c", probe],
+        read_only=[ROOT / "utils"],
+        writable=[home],
+        hidden=[ROOT / "utils" / "instructor"],
+        cwd=home,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+    )
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen[str(ROOT / "utils" / "checks")] is True
+    for p in ("solutions", "tests", ".git"):
+        assert seen[str(ROOT / p)] is False, p
+    assert seen[str(ROOT / "utils" / "instructor" / "grade.py")] is False
+    assert seen[str(tmp_path / "elsewhere" / "secret.txt")] is False  # the rest of the machine
+    assert seen["write utils"] is False and seen["net"] is False
+    assert (home / "mine.txt").read_text() == "ok" and not (ROOT / "utils" / "pwned.py").exists()
+    import os
+
+    assert seen["uid"] != 0 or os.geteuid() != 0
