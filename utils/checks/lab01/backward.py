@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -115,21 +116,29 @@ def _check_rnn_backward_once(fn: Callable, N, T, D, H, seed, where: str = "") ->
     ref = _rnn_autograd(X, h0, W_xh, W_hh, b_h, dstates)
     prev = np.concatenate([h0[:, None], ref["states"][:, :-1]], axis=1)
     caches = [(X[:, t], prev[:, t], ref["states"][:, t], W_xh, W_hh) for t in range(T)]
-    per_step = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates)
-    no_tanh = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, derivative="none")
-    no_carry = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, carry=False)
-    without_last = dstates.copy()
-    without_last[:, -1] = 0.0  # what a loop that never visits t = T computes
-    no_last = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, without_last)
-    back = list(reversed(range(T)))
-    loops = [  # wrong loops: forward in time, or dstates and caches off by one
-        ("forward", _wrong_bptt_loop(caches, b_h, dstates, range(T))),
-        ("shift", _wrong_bptt_loop(caches, b_h, dstates, back, dstates_at=lambda t: t - 1)),
-        ("shift", _wrong_bptt_loop(caches, b_h, dstates, back, cache_at=lambda t: t - 1)),
-    ]
-    # dh0 taken at the wrong place: at h_1, or the dh_prev of step T (dL/dh_{T-1} through h_T).
-    dh_last = per_step["dstates"][:, -2] - dstates[:, -2] if T > 1 else ref["dh0"]
-    wrong_dh0 = [(per_step["dstates"][:, 0], "dh1"), (dh_last, "dh_last")]
+
+    @functools.cache
+    def wrong():
+        """The known wrong answers, computed only when an answer is wrong."""
+        per_step = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates)
+        without_last = dstates.copy()
+        without_last[:, -1] = 0.0  # what a loop that never visits t = T computes
+        back = list(reversed(range(T)))
+        # dh0 taken at the wrong place: at h_1, or the dh_prev of step T (dL/dh_{T-1} through h_T).
+        dh_last = per_step["dstates"][:, -2] - dstates[:, -2] if T > 1 else ref["dh0"]
+        return {
+            "per_step": per_step,
+            "no_tanh": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, derivative="none"),
+            "no_carry": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, carry=False),
+            "no_last": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, without_last),
+            "loops": [  # wrong loops: forward in time, or dstates and caches off by one
+                ("forward", _wrong_bptt_loop(caches, b_h, dstates, range(T))),
+                ("shift", _wrong_bptt_loop(caches, b_h, dstates, back, dstates_at=lambda t: t - 1)),
+                ("shift", _wrong_bptt_loop(caches, b_h, dstates, back, cache_at=lambda t: t - 1)),
+            ],
+            "wrong_dh0": [(per_step["dstates"][:, 0], "dh1"), (dh_last, "dh_last")],
+        }
+
     names = ("dX", "dh0", "dW_xh", "dW_hh", "db_h")
     items, before = list(caches), _snapshot(caches)
     # call copies its array arguments; the list of caches is passed as is (and checked after).
@@ -138,21 +147,26 @@ def _check_rnn_backward_once(fn: Callable, N, T, D, H, seed, where: str = "") ->
     h = _BPTT_HINTS
     # Weight gradients first: their wrong values say most about the cause.
     for name in ("dW_xh", "dW_hh", "db_h", "dX", "dh0"):
-        if name in ("dW_xh", "dW_hh", "db_h"):
-            steps = per_step[name]
-            causes = [(steps[0], h["first"]), (steps[-1], h["last"]),
-                      (sum(steps[1:]), h["skip_first"]), (sum(no_last[name]), h["skip_last"]),
-                      (sum(no_tanh[name]), h["tanh"]), (sum(no_carry[name]), h["carry"])]  # fmt: skip
-        else:
-            causes = [(no_tanh[name], h["tanh"]), (no_carry[name], h["carry"]),
-                      (no_last[name], h["skip_last"])]  # fmt: skip
-        causes += [(loop[name], h[key]) for key, loop in loops]
-        if name == "dX":
-            causes.append((ref[name][:, ::-1], h["reversed"]))
-        if name == "dh0":
-            causes += [(value, h[key]) for value, key in wrong_dh0]
-        _compare(name + where, got[name], ref[name], causes=causes, hint=h["other"],
+        _compare(name + where, got[name], ref[name], causes=_bptt_causes(name, wrong, ref), hint=h["other"],
                  shape_hint=f"{name} must be {_SHAPES[name]}.")  # fmt: skip
+
+
+def _bptt_causes(name: str, wrong, ref):
+    """The known wrong answers for ``name``, in order (a generator: computed on a failure)."""
+    h, w = _BPTT_HINTS, wrong()
+    if name in ("dW_xh", "dW_hh", "db_h"):
+        steps = w["per_step"][name]
+        yield from [(steps[0], h["first"]), (steps[-1], h["last"]),
+                    (sum(steps[1:]), h["skip_first"]), (sum(w["no_last"][name]), h["skip_last"]),
+                    (sum(w["no_tanh"][name]), h["tanh"]), (sum(w["no_carry"][name]), h["carry"])]  # fmt: skip
+    else:
+        yield from [(w["no_tanh"][name], h["tanh"]), (w["no_carry"][name], h["carry"]),
+                    (w["no_last"][name], h["skip_last"])]  # fmt: skip
+    yield from ((loop[name], h[key]) for key, loop in w["loops"])
+    if name == "dX":
+        yield (ref[name][:, ::-1], h["reversed"])
+    if name == "dh0":
+        yield from ((value, h[key]) for value, key in w["wrong_dh0"])
 
 
 def check_rnn_backward(

@@ -366,7 +366,11 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
         record_timing=False,
         startup_timeout=120,
         iopub_timeout=10,
-        extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        # no history file; figures are not drawn (nobody looks at them while grading)
+        extra_arguments=[
+            "--HistoryManager.hist_file=:memory:",
+            "--InlineBackend.figure_formats=set()",
+        ],
         resources={"metadata": {"path": str(home)}},
         on_cell_executed=on_executed,
     )
