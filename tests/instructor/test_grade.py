@@ -1036,6 +1036,7 @@ def test_no_sandbox_means_no_grading_unless_the_instructor_accepts_it(tiny, tmp_
     )  # fmt: skip
     assert r.isolation == "none" and r.status == grade.OK
     assert read_gradebook(tmp_path / "out" / "gradebook.csv")["ada"]["isolation"] == "none"
+    assert "The kernels were not isolated" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_make_check_runs_the_visible_tests_as_the_grader_does(tiny, tmp_path):

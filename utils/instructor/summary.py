@@ -36,6 +36,12 @@ def _histogram(totals: list[float], max_total: float, path: Path, title: str) ->
 def summary_markdown(results, lab_list, out: Path) -> str:
     """The text of ``summary.md``; writes one histogram per lab into ``out``."""
     lines = ["# Grading summary", ""]
+    isolation = sorted({r.isolation for r in results if r.isolation})
+    if isolation == ["none"]:
+        lines += ["**The kernels were not isolated** (no bubblewrap on this machine; graded with "
+                  "--allow-unisolated): students' code ran with the grader's rights.", ""]  # fmt: skip
+    elif isolation:
+        lines += [f"Kernels isolated by {', '.join(isolation)}.", ""]
     for lab in lab_list:
         mine = [r for r in results if r.lab == lab.name]
         stem = Path(lab.name).stem
