@@ -473,11 +473,16 @@ def test_lab1_feedback_says_why(lab1_graded):
     hostile = text("hostile")
     assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
     assert "blocks network access" in hostile
-    torch_all = text("cheat_torch")
-    assert "rnn_step_forward uses torch" in torch_all and "NumPy only" in torch_all
-    assert "clip_grad_norm uses torch" in torch_all
-    assert "rnn_step_forward uses torch (torch." in text("cheat_torch_sneaky")
-    assert "loss_and_grads calls the checks' own code" in text("cheat_checks_helper")
+    torch_all = text("cheat_torch")  # named in the source: the rule in one sentence
+    assert "rnn_step_forward uses torch (import torch), which this lab does not allow" in torch_all
+    assert "clip_grad_norm uses torch (nn)" in torch_all and "NumPy only" in torch_all
+    # built from strings: not in the source, and not there when the function runs
+    assert "No module named 'torch': the functions this lab grades may not use torch" in text(
+        "cheat_torch_sneaky"
+    )
+    assert "loss_and_grads calls the checks' own code (import utils.checks)" in text(
+        "cheat_checks_helper"
+    )
     assert "lost its grader metadata" in text("no_metadata")
     assert "not valid JSON" in text("not_json") and "empty" in text("empty_file")
     assert "no file was submitted" in text("missing")

@@ -54,9 +54,9 @@ def test_the_grader_and_the_browser_test_use_the_same_list():
     from utils.instructor.sandbox import worker
 
     here = Path("/nonexistent")
-    _, env = worker._kernel_setup(here, here, here, here, worker.Limits(), isolate=False)
+    _, env = worker._kernel_setup(here, here, here, worker.Limits(), isolate=False)
     policy = json.loads(env["WORKBOOK_SANDBOX"])
-    argv, _ = worker._kernel_setup(here, here, here, here, worker.Limits(), isolate=True)
+    argv, _ = worker._kernel_setup(here, here, here, worker.Limits(), isolate=True)
     for folder in package_dirs():
         assert str(folder) in policy["allow_read"]
         assert ["--ro-bind", str(folder), str(folder)] == argv[argv.index(str(folder)) - 1 :][:3]

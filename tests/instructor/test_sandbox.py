@@ -14,8 +14,15 @@ import torch
 
 from tests.factories import ROOT
 from utils.instructor.sandbox import isolation, protocol
-from utils.instructor.sandbox.policy import RuleTracer
-from utils.instructor.sandbox.remote import RemoteFunction, free_names, rule_message, setup_imports
+from utils.instructor.sandbox.remote import (
+    CallTimeout,
+    KernelDied,
+    RemoteFunction,
+    free_names,
+    is_definitions,
+    setup_imports,
+)
+from utils.instructor.sandbox.remote import FunctionServer as RemoteFunctionServer
 
 
 def roundtrip(value):
@@ -89,73 +96,88 @@ def test_sync_back_changes_the_callers_arguments_as_a_local_call_would():
     assert protocol.sync_back(d, roundtrip({"a": np.ones(1), "b": 2})) is d and set(d) == {"a", "b"}
 
 
-class _Channel:
-    """Plays the kernel: calls a local function as serve() would, through the codec."""
+def _server(tmp_path, sources, forbid=("torch", "utils.checks"), isolate=None):
+    from utils.instructor.sandbox import worker
 
-    def __init__(self, fn, forbid=()):
-        self.fn, self.forbid = fn, forbid
-
-    def request(self, message):
-        message = protocol.decode(protocol.encode(message))
-        tracer = RuleTracer(self.forbid)
-        args = message["args"]
-        value = tracer.run(self.fn, *args)
-        return protocol.decode(
-            protocol.encode({"args": args, "value": value, "violations": tracer.violations})
-        )
-
-
-def test_a_remote_function_returns_its_input_as_the_callers_object():
-    def f(a, b):
-        a += 1  # in place, as a student might
-        return a, b
-
-    x, y = np.zeros(2), np.ones(2)
-    remote = RemoteFunction(_Channel(f), "f", ["a", "b"], [])
-    out = remote(x, y)
-    assert out[0] is x and out[1] is y and x.tolist() == [1, 1]
+    isolate = isolation.available()[0] if isolate is None else isolate
+    home = tmp_path / "fn"
+    home.mkdir(exist_ok=True)
+    isolation.own_by_sandbox_user(home)
+    limits = worker.Limits(memory_mb=1024)
+    argv, env = worker._sandbox_command(
+        "functions", [], home=home, exports=tmp_path, limits=limits, isolate=isolate,
+        forbid=list(forbid),
+    )  # fmt: skip
+    setup = "import numpy as np\nimport torch\nfrom utils.checks import rel_error"
+    server = RemoteFunctionServer(
+        argv, env or None, home, setup, list(enumerate(sources)), tmp_path / "log"
+    )
+    server.advance(len(sources))
+    return server
 
 
-def test_the_rule_tracer_sees_torch_whatever_the_name():
-    def numpy_only(x):
-        return np.tanh(x)
-
-    def sneaky(x):
-        t = __import__("to" + "rch")
-        return t.tanh(t.from_numpy(x)).numpy()
-
-    def method(x):
-        return torch.from_numpy(x).tanh().numpy()
-
-    def module(x):
-        return torch.nn.Tanh()(torch.from_numpy(x)).numpy()
-
-    def untraced(x):
-        sys.setprofile(None)
-        return torch.tanh(torch.from_numpy(x)).numpy()
-
-    x = np.linspace(-1, 1, 5)
-    for fn, hit in [(numpy_only, None), (sneaky, "torch"), (method, "torch"), (module, "torch"),
-                    (untraced, "tracer")]:  # fmt: skip
-        tracer = RuleTracer(["torch", "utils.checks"])
-        np.testing.assert_allclose(tracer.run(fn, x), np.tanh(x))
-        assert [v["module"] for v in tracer.violations][:1] == ([hit] if hit else []), fn.__name__
-    assert sys.getprofile() is None
+def test_the_function_server_calls_the_students_code_and_keeps_identity(tmp_path):
+    source = "def f(a, b):\n    a += 1  # in place, as a student might\n    return a, b"
+    server = _server(tmp_path, [source])
+    try:
+        x, y = np.zeros(2), np.ones(2)
+        out = RemoteFunction(server, "f", ["a", "b"])(x, y)
+        assert out[0] is x and out[1] is y and x.tolist() == [1, 1]
+    finally:
+        server.close()
 
 
-def test_the_rule_tracer_sees_the_checks_helpers():
-    from utils.checks import numerical_gradient
+@pytest.mark.skipif(not isolation.available()[0], reason="no bubblewrap here")
+def test_forbidden_modules_are_not_there_for_the_students_functions(tmp_path):
+    sources = [
+        "def sneaky(x):\n    t = __import__('to' + 'rch')\n    return t.tanh(t.from_numpy(x)).numpy()",
+        "def by_path(x):\n    import os, sys\n"
+        "    return [p for p in sys.path if os.path.exists(os.path.join(p, 'torch', '__init__.py'))]",
+        "def checks(x):\n    import utils.checks.core as c\n    return c.rel_error(x, x)",
+        "def fine(x):\n    return np.tanh(x)",
+    ]
+    server = _server(tmp_path, sources)
+    try:
+        x = np.linspace(-1, 1, 3)
+        with pytest.raises(ModuleNotFoundError, match="may not use torch"):
+            RemoteFunction(server, "sneaky", ["x"])(x)
+        assert RemoteFunction(server, "by_path", ["x"])(x) == []  # no torch on disk at all
+        with pytest.raises(ModuleNotFoundError, match="may not use utils.checks"):
+            RemoteFunction(server, "checks", ["x"])(x)
+        np.testing.assert_allclose(RemoteFunction(server, "fine", ["x"])(x), np.tanh(x))
+    finally:
+        server.close()
 
-    tracer = RuleTracer(["utils.checks"])
-    tracer.run(lambda x: numerical_gradient(lambda: float(np.sum(x**2)), x), np.ones(3))
-    assert tracer.violations[0]["module"] == "utils.checks"
-    assert "numerical_gradient" in rule_message("f", tracer.violations)
+
+def test_a_function_that_loops_or_crashes_costs_its_test_only(tmp_path):
+    import time
+
+    sources = [
+        "def loop():\n    while True:\n        pass",
+        "def crash():\n    import os\n    os._exit(3)",
+        "def one():\n    return 1",
+    ]
+    server = _server(tmp_path, sources)
+    try:
+        server.deadline = time.monotonic() + 2
+        with pytest.raises(CallTimeout):
+            RemoteFunction(server, "loop", [])()
+        server.deadline = time.monotonic() + 30
+        assert RemoteFunction(server, "one", [])() == 1  # started again, loaded again
+        with pytest.raises(KernelDied):
+            RemoteFunction(server, "crash", [])()
+        assert RemoteFunction(server, "one", [])() == 1 and server.starts == 3
+    finally:
+        server.close()
 
 
 def test_tests_read_only_the_setup_imports_and_their_own_names():
     setup = "%matplotlib inline\nimport numpy as np\nx = 1\nfrom utils.checks import rel_error"
     assert setup_imports(setup) == "import numpy as np\nfrom utils.checks import rel_error"
     assert free_names("a = f(b)\nfor i in range(3):\n    g(i, a)") == {"f", "b", "range", "g"}
+    assert is_definitions('import numpy as np\nK = 3\n\n\ndef f(x):\n    """doc"""\n    return x')
+    assert not is_definitions("def f(x):\n    return x\n\n\nprint(f(1))")
+    assert not is_definitions("W = np.zeros(3)")
 
 
 PROBE = """\

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from utils.instructor.sandbox import isolation
+from utils.instructor.sandbox.remote import function_sources
 from utils.instructor.sandbox.worker import Limits, grade_unit, limits_dict
 
 
@@ -39,9 +40,14 @@ def lab_spec(nb) -> dict:
     )
     forbid = sorted({*nb.metadata.get("workbook", {}).get("forbid", []), "utils.checks"})
     setup = next((c.source for c in cells if c.cell_type == "code"), "")
+    exercises = {
+        i for i, c in enumerate(cells) if c.cell_type == "code" and _meta(c).get("solution")
+    }
+    sources = function_sources(cells, exercises, set(range(len(cells))), {int(i) for i in tests})
     return {
         "name": "check",
         "notebook": nb,
+        "sources": sources,
         "tests": tests,
         "setup": setup,
         "functions": functions,

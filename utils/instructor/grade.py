@@ -250,6 +250,10 @@ def grade(
                 lim = limits_of[(student, lab.name)]
                 status, feedback = score(lab, graded, res, limits, breaks, lim)
                 r.status, r.feedback, r.seconds = status, feedback, res["seconds"]
+                r.notes += [
+                    f"Loading your functions for the tests: {why}"
+                    for why in res.get("functions_failed", [])[:5]
+                ]
                 r.scores = {f["grade_id"]: (f["points"] if f["passed"] else 0.0) for f in feedback}
                 if status == ERROR:
                     r.notes.append(

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from utils.instructor.assemble import GradedNotebook, Lab
+from utils.instructor.sandbox.remote import function_sources
 from utils.instructor.sandbox.worker import Limits, grade_unit, limits_dict
 
 
@@ -33,9 +34,13 @@ def lab_spec(lab: Lab, graded: GradedNotebook, cell_limits: dict[int, float]) ->
     forbid = {"*": lab.forbid()}
     for g in graded.grade_cells.values():
         forbid[g.grade_id] = lab.forbid(lab.exercise_for_test(g.index))
+    sources = function_sources(
+        graded.nb.cells, set(graded.exercise_of), set(graded.origin), set(graded.grade_cells)
+    )
     return {
         "name": lab.name,
         "notebook": graded.nb,
+        "sources": sources,
         "tests": tests,
         "setup": lab.setup_source,
         "functions": sorted(lab.exercises),

@@ -145,12 +145,12 @@ def score(
             item["reason"] = "not run."
         elif verdict.get("timed_out") or i in timed_out:
             item["reason"] = f"timed out: your function was stopped after the limit of {limit:g} s."
+        elif exercise in rule_breaks:
+            item["reason"] = rule_breaks[exercise]
         elif not verdict.get("passed"):
             item["reason"] = f"{verdict.get('ename')}: {clean(str(verdict.get('evalue', '')))}"
             if verdict.get("traceback"):
                 item["traceback"] = clean(verdict["traceback"])
-        elif exercise in rule_breaks:
-            item["reason"] = rule_breaks[exercise]
         else:
             item["passed"] = True
         # errors in the student's own cells for this test's exercises

@@ -150,7 +150,9 @@ def own_by_sandbox_user(*folders: Path) -> None:
     if os.geteuid() != 0:
         return
     for folder in folders:
-        for dirpath, _dirs, filenames in os.walk(folder):
-            os.chown(dirpath, NOBODY, NOBODY)
-            for name in filenames:
-                os.chown(os.path.join(dirpath, name), NOBODY, NOBODY)
+        # never follow a link: a link planted by an earlier lab's kernel would hand any
+        # file of the machine to nobody
+        os.chown(folder, NOBODY, NOBODY, follow_symlinks=False)
+        for dirpath, dirs, filenames in os.walk(folder):  # does not descend into links
+            for name in dirs + filenames:
+                os.chown(os.path.join(dirpath, name), NOBODY, NOBODY, follow_symlinks=False)

@@ -1,6 +1,7 @@
-"""What a sandboxed kernel may do: limits, file and network policy, and the lab's rules.
+"""What a sandboxed process may do: limits, file and network policy.
 
-Runs inside the kernel, before any student code (:mod:`.kernel`); standard library only.
+Runs inside the sandbox, before any student code (:mod:`.kernel`, :mod:`.functions`);
+standard library only.
 
 - :func:`set_limits`: address space (``RLIMIT_AS``: an allocation beyond the cap raises
   ``MemoryError``), written file size, processes, no core dumps;
@@ -11,10 +12,7 @@ Runs inside the kernel, before any student code (:mod:`.kernel`); standard libra
   loading the C library through ``ctypes``. Under bubblewrap (:mod:`.isolation`)
   the file system and the network are cut off by the operating system already; the
   hook is the second line, and the only one where bubblewrap is missing;
-- :func:`cap_streams`: what a cell prints beyond ``MAX_STREAM_CHARS`` is dropped;
-- :class:`RuleTracer`: while the grader calls a student's function, records every call
-  into a module the lab forbids (``torch`` in a NumPy-only lab, the checks' own
-  helpers in every lab), through any name, alias or helper.
+- :func:`cap_streams`: what a cell prints beyond ``MAX_STREAM_CHARS`` is dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +34,8 @@ _PROGRAM_EVENTS = {
     "os.spawn",
     "os.startfile",
     "pty.spawn",
+    "os.fork",
+    "os.forkpty",
 }
 _READ_PATH_EVENTS = {"os.listdir", "os.scandir", "glob.glob", "os.chdir"}
 _WRITE_PATH_EVENTS = {
@@ -228,93 +228,3 @@ def cap_streams(limit: int = MAX_STREAM_CHARS) -> None:
         return len(string)
 
     OutStream.write = capped_write
-
-
-class RuleTracer:
-    """A profile function (:func:`sys.setprofile`) that records calls into forbidden modules.
-
-    ``forbid``: module name prefixes (``"torch"``, ``"utils.checks"``). A Python frame
-    counts when its module (``__name__`` of its globals) or its file belongs to a
-    forbidden package; a C function when its module, or the type of the object it is
-    bound to, does. Changing the profile or trace function, or starting a thread,
-    during a graded call is recorded too (it would hide the calls).
-    """
-
-    MAX = 5
-
-    def __init__(self, forbid):
-        self.forbid = tuple(forbid)
-        self.dirs = []
-        for name in self.forbid:
-            mod = sys.modules.get(name)
-            path = getattr(mod, "__file__", None)
-            if path and os.path.basename(path) == "__init__.py":
-                self.dirs.append(os.path.dirname(path) + os.sep)
-        self.violations: list[dict] = []
-        self.done = False
-        self._seen: set[str] = set()
-        self._guard = {sys.setprofile, sys.settrace, threading.setprofile, threading.settrace}
-        self._guard.update(
-            f for f in (getattr(threading, "setprofile_all_threads", None),
-                        getattr(threading, "settrace_all_threads", None)) if f
-        )  # fmt: skip
-        import _thread
-
-        self._threads = {_thread.start_new_thread, getattr(_thread, "start_joinable_thread", None)}
-
-    def _match(self, module: str) -> str | None:
-        for p in self.forbid:
-            if module == p or module.startswith(p + "."):
-                return p
-        return None
-
-    def _record(self, module: str, what: str) -> None:
-        if what in self._seen or len(self.violations) >= self.MAX:
-            return
-        self._seen.add(what)
-        self.violations.append({"module": module, "what": what})
-
-    def __call__(self, frame, event, arg):
-        if self.done:
-            return
-        if event == "call":
-            code = frame.f_code
-            name = frame.f_globals.get("__name__") or ""
-            hit = self._match(name) if isinstance(name, str) else None
-            if hit is None:
-                hit = next(
-                    (p for p, d in zip(self.forbid, self.dirs) if code.co_filename.startswith(d)),
-                    None,
-                )
-            if hit:
-                self._record(hit, f"{name}.{getattr(code, 'co_qualname', code.co_name)}")
-        elif event == "c_call":
-            if arg in self._guard:
-                self._record(
-                    "tracer", f"{arg.__name__} (it changes how the grader watches the call)"
-                )
-                return
-            if arg in self._threads:
-                self._record("threads", "a new thread (the grader cannot watch it)")
-                return
-            owner = getattr(arg, "__self__", None)
-            module = getattr(arg, "__module__", None)
-            if not module and owner is not None:
-                module = (
-                    owner.__name__ if type(owner).__name__ == "module" else type(owner).__module__
-                )
-            if isinstance(module, str):
-                hit = self._match(module)
-                if hit:
-                    self._record(hit, f"{module}.{getattr(arg, '__qualname__', arg.__name__)}")
-
-    def run(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` with the tracer on (then off, whatever happens)."""
-        old = sys.getprofile()
-        self.done = False
-        sys.setprofile(self)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.done = True
-            sys.setprofile(old)

@@ -2,11 +2,12 @@
 
 A test cell of the lab runs in the grader's own process (the worker), in a
 namespace made of the setup cell's imports and one :class:`RemoteFunction` per
-name of the student's that the test uses. Calling it sends the arguments to the
-sandboxed kernel through the data channel (:mod:`.protocol`), runs the student's
-function there, and returns what came back: a value, or the exception the function
-raised, or a violation of the lab's rules. The arguments are changed in place as
-the function changed its copies, so a check sees exactly what a local call shows.
+exercise function the test uses. Calling it sends the arguments to the student's
+function server (:mod:`.functions`, a sandboxed process without the modules the
+lab forbids) through the data channel of :mod:`.protocol` (over a pipe), runs the
+function there and returns what came back: a value, or the exception it raised.
+The arguments are changed in place as the function changed its copies, so a check
+sees exactly what a local call shows.
 
 Check functions therefore work unchanged: in the student's notebook they call the
 function itself, here they call its stand-in.
@@ -17,16 +18,17 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-import itertools
 import os
-from collections.abc import Callable
+import select
+import struct
+import subprocess
+import time
 from pathlib import Path
-
-from utils.checks.core import CheckError
 
 from . import protocol
 
 MAX_REPLY = protocol.MAX_BYTES
+HEADER = struct.Struct("<Q")  # the length of each message, as functions.py writes it
 
 
 class CallTimeout(BaseException):  # noqa: N818 - not an Exception: checks must not catch it
@@ -34,75 +36,118 @@ class CallTimeout(BaseException):  # noqa: N818 - not an Exception: checks must 
 
 
 class KernelDied(BaseException):  # noqa: N818
-    """The kernel stopped while the student's function ran."""
+    """The process running the student's functions stopped while one ran."""
 
 
 class ServerError(BaseException):  # noqa: N818
-    """The kernel did not answer the grader's request (its function server was changed or broken)."""
-
-
-class RuleViolation(CheckError):  # noqa: N818
-    """The student's function called into a module the lab forbids."""
+    """The function server's reply could not be read (the student's code wrote into it)."""
 
 
 RULE_WORDS = {
     "torch": "uses torch ({what}), which this lab does not allow (NumPy only)",
     "utils.checks": "calls the checks' own code ({what}), which graded functions may not use",
-    "tracer": "changes the profiler ({what}), which graded functions may not do",
-    "threads": "starts {what}, which graded functions may not do",
 }
+"""how the feedback says that an exercise uses a module its lab forbids"""
 
 
-def rule_message(name: str, violations: list[dict]) -> str:
-    """One sentence per forbidden module a function ``name`` used."""
-    seen, parts = set(), []
-    for v in violations:
-        module = v.get("module", "?")
-        if module in seen:
-            continue
-        seen.add(module)
-        words = RULE_WORDS.get(module, "uses {module} ({what}), which this lab does not allow")
-        parts.append(f"{name} " + words.format(module=module, what=v.get("what", "?")))
-    return "; ".join(parts) + "."
+class FunctionServer:
+    """The student's functions in their own sandboxed process (:mod:`.functions`).
 
+    ``sources``: ``(index, code)`` of the cells that define them, in notebook order;
+    before the test at ``index``, :meth:`advance` loads the cells above it (as the
+    notebook would have run them). Started on the first request; restarted, and
+    loaded again, on the next request after a call that ran past its time (killed)
+    or crashed the process. ``deadline`` (``time.monotonic()``) bounds every request
+    until it is changed: the test cell's time limit.
+    """
 
-class Channel:
-    """Sends requests to one kernel: ``run(code)`` executes code there (the worker's
-    function), ``exchange`` is the folder both sides see."""
+    def __init__(
+        self, argv: list[str], env: dict | None, cwd: Path, setup: str, sources: list, log: Path
+    ):
+        self.argv, self.env, self.cwd, self.log = argv, env, cwd, log
+        self.setup, self.sources = setup, [(int(i), str(code)) for i, code in sources]
+        self.proc: subprocess.Popen | None = None
+        self.deadline = float("inf")
+        self.position = 0  # cells above this index are (to be) loaded
+        self.failed: list[str] = []
+        self.starts = 0
 
-    def __init__(self, run: Callable[[str], dict], exchange: Path):
-        self._run = run
-        self.exchange = Path(exchange)
-        self._ids = itertools.count()
+    def _codes(self, start: int, stop: int) -> list[str]:
+        return [code for i, code in self.sources if start <= i < stop]
 
-    def request(self, message: dict) -> dict:
-        n = f"{os.getpid()}-{next(self._ids)}"
-        req = self.exchange / f"request-{n}.bin"
-        rep = self.exchange / f"reply-{n}.bin"
-        req.write_bytes(protocol.encode(message))
-        os.chmod(req, 0o644)
-        try:
-            status = self._run(f"__workbook_call__({n!r})")
-            if status.get("interrupted"):
-                raise CallTimeout()
-            if status.get("dead"):
-                raise KernelDied(status.get("why", "the kernel died"))
-            if not rep.is_file():
-                why = status.get("error") or "no reply"
-                raise ServerError(f"the kernel did not answer the grader's call ({why})")
-            if rep.stat().st_size > MAX_REPLY:
-                raise ServerError("the kernel's reply was larger than the grader reads")
-            data = rep.read_bytes()
-        finally:
-            for p in (req, rep):
+    def _start(self) -> None:
+        self.starts += 1
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                env=self.env, cwd=self.cwd,
+            )  # fmt: skip
+        load = {"load": self._codes(0, self.position), "setup": self.setup}
+        self.failed = self._exchange(load).get("failed") or []
+
+    def advance(self, position: int) -> None:
+        """Load the cells above ``position`` (a test's index) that are not loaded yet."""
+        before, self.position = self.position, max(self.position, position)
+        if self.proc is not None and self.proc.poll() is None and self.position > before:
+            self.failed += (
+                self._exchange({"load": self._codes(before, self.position)}).get("failed") or []
+            )
+
+    def close(self) -> None:
+        if self.proc is not None:
+            protocol.kill_tree(self.proc.pid)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            for stream in (self.proc.stdin, self.proc.stdout):
                 try:
-                    p.unlink()
+                    stream.close()
                 except OSError:
                     pass
+            self.proc = None
+
+    def request(self, message: dict) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        return self._exchange(message)
+
+    def _read(self, n: int) -> bytes:
+        fd, chunks, got = self.proc.stdout.fileno(), [], 0
+        while got < n:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise CallTimeout()
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, min(n - got, 1 << 20))
+            if not chunk:
+                self.close()
+                raise KernelDied("the Python process running your functions stopped")
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def _exchange(self, message: dict) -> dict:
+        data = protocol.encode(message)
         try:
-            return protocol.decode(data)
+            self.proc.stdin.write(HEADER.pack(len(data)) + data)
+            self.proc.stdin.flush()
+        except OSError:
+            self.close()
+            raise KernelDied("the Python process running your functions stopped") from None
+        (n,) = HEADER.unpack(self._read(HEADER.size))
+        if n > MAX_REPLY:
+            self.close()
+            raise ServerError("the reply was larger than the grader reads")
+        try:
+            return protocol.decode(self._read(n))
         except protocol.ChannelError as e:
-            raise ServerError(f"the kernel's reply was not valid data ({e})") from None
+            self.close()
+            raise ServerError(f"the reply was not valid data ({e})") from None
 
 
 def _exception(error: dict) -> BaseException:
@@ -126,9 +171,8 @@ def _exception(error: dict) -> BaseException:
 class RemoteFunction:
     """Stands for the student's function ``name``, which lives in the sandboxed kernel."""
 
-    def __init__(self, channel: Channel, name: str, params: list[str], forbid: list[str]):
-        self._channel, self.__name__, self.__qualname__ = channel, name, name
-        self._forbid = list(forbid)
+    def __init__(self, server: FunctionServer, name: str, params: list[str]):
+        self._server, self.__name__, self.__qualname__ = server, name, name
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params]
         )
@@ -139,21 +183,13 @@ class RemoteFunction:
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
+        message = {"call": self.__name__, "args": list(args), "kwargs": kwargs}
         try:
-            reply = self._channel.request(
-                {
-                    "call": self.__name__,
-                    "args": list(args),
-                    "kwargs": kwargs,
-                    "forbid": self._forbid,
-                }
-            )
+            reply = self._server.request(message)
         except protocol.ChannelError as e:
             raise TypeError(
                 f"the grader cannot send these arguments to {self.__name__}: {e}"
             ) from None
-        if reply.get("violations"):
-            raise RuleViolation("[FAIL] " + rule_message(self.__name__, reply["violations"]))
         if "error" in reply:
             raise _exception(reply["error"])
         pairs: dict = {}
@@ -187,9 +223,7 @@ def free_names(source: str) -> set[str]:
     return loaded - stored
 
 
-def test_namespace(
-    base: dict, source: str, channel: Channel, functions: set[str], forbid: list[str]
-) -> dict:
+def test_namespace(base: dict, source: str, server: FunctionServer, functions: set[str]) -> dict:
     """``base`` (the setup imports) plus a stand-in for each of the student's
     ``functions`` (the exercises) that ``source`` uses. Nothing else of the student's
     kernel is reachable from a test: a test reading another name fails with NameError."""
@@ -197,14 +231,61 @@ def test_namespace(
     wanted = sorted(n for n in free_names(source) if n in functions and n not in ns)
     if not wanted:
         return ns
-    kinds = channel.request({"describe": wanted}).get("kinds") or {}
+    kinds = server.request({"describe": wanted}).get("kinds") or {}
     for name in wanted:
         kind = kinds.get(name)
         if isinstance(kind, dict) and kind.get("kind") == "function":
             params = [
                 p for p in kind.get("params") or [] if isinstance(p, str) and p.isidentifier()
             ]
-            ns[name] = RemoteFunction(channel, name, params, forbid)
+            ns[name] = RemoteFunction(server, name, params)
         elif isinstance(kind, dict):
             ns[name] = f"<{name}: not a function in your notebook>"
     return ns
+
+
+def is_definitions(source: str) -> bool:
+    """True for a cell that only defines things (functions, classes, imports, constants):
+    the lab's helper cells the function server loads with the student's code."""
+    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+
+    def constant(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return True
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return all(constant(e) for e in node.elts)
+        if isinstance(node, ast.UnaryOp):
+            return constant(node.operand)
+        return False
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            if constant(node.value):
+                continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        return False
+    return bool(tree.body)
+
+
+def function_sources(
+    cells: list, exercises: set[int], lab_cells: set[int], tests: set[int]
+) -> list:
+    """``(index, source)`` of what the function server loads, in notebook order: the
+    exercise cells, the cells that are not the lab's (the student added them), and the
+    lab's own cells that only define things. ``cells``: the notebook's cells."""
+    out = []
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") != "code" or i in tests:
+            continue
+        if i in exercises or i not in lab_cells or is_definitions(cell.get("source", "")):
+            out.append((i, cell.get("source", "")))
+    return out

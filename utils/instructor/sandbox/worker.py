@@ -188,7 +188,7 @@ class _OutputCap:
             return
         n = len(json.dumps(out.get("text", "") if kind == "stream" else out.get("data", {})))
         used = self.size.get(cell_index, 0)
-        if (used + n <= MAX_CELL_OUTPUT and cell_index not in self.cut) or display_id:
+        if used + n <= MAX_CELL_OUTPUT and cell_index not in self.cut:
             self.size[cell_index] = used + n
             return
         outs.pop()
@@ -221,15 +221,51 @@ def _shorten(text: str) -> str:
 # ---------------------------------------------------------------------- one lab
 
 
-def _kernel_setup(
-    private: Path, home: Path, exchange: Path, exports: Path, limits: Limits, isolate: bool
+RELATED = {"torch": ("functorch", "torchgen")}
+"""packages that come with a forbidden one and are hidden with it"""
+
+
+def forbidden_dirs(forbid: list[str]) -> list[Path]:
+    """The folders to hide so that the modules ``forbid`` names are not there at all."""
+    import importlib.util
+
+    from utils.env import ROOT
+
+    dirs = []
+    for name in forbid:
+        if name == "utils.checks":
+            dirs.append(ROOT / "utils" / "checks")
+            continue
+        for top in (name.split(".")[0], *RELATED.get(name.split(".")[0], ())):
+            try:
+                spec = importlib.util.find_spec(top)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.submodule_search_locations:
+                dirs.extend(Path(p) for p in spec.submodule_search_locations)
+    return sorted(set(dirs))
+
+
+def _sandbox_command(
+    module: str,
+    args: list[str],
+    *,
+    home: Path,
+    exports: Path,
+    limits: Limits,
+    isolate: bool,
+    writable: list[Path] = (),
+    forbid: list[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The kernel's command line and environment."""
+    """The command line and environment of a sandboxed process running ``module`` of
+    this package: the notebook's kernel, or (``forbid`` given) the function server,
+    which also does without the modules the lab forbids and may not write its exports."""
     from utils import env
     from utils.env import ROOT
     from utils.instructor.student import INSTRUCTOR_ONLY, package_dirs
 
     data = env.data_dir()
+    functions = forbid is not None
     policy = {
         "memory_mb": limits.memory_mb,
         "processes": limits.processes if isolate else None,
@@ -237,14 +273,14 @@ def _kernel_setup(
         "allow_read": [
             str(p) for p in [*package_dirs(), data, Path(sys.prefix), Path(sys.base_prefix)]
         ],
-        "allow_write": [] if isolate else [str(data)],
-        "deny": [],
+        "allow_write": [] if isolate or functions else [str(data)],
+        "deny": [str(d) for d in forbidden_dirs(forbid)] if functions else [],
         "home": str(home),
-        "own": [str(exports), str(exchange)],
-        "exchange": str(exchange),
+        "own": [] if functions else [str(exports)],
+        "forbid": list(forbid or []),
     }
     threads = "1"
-    kernel_env = {
+    process_env = {
         "WORKBOOK_SANDBOX": json.dumps(policy),
         "WORKBOOK_FAST": "1" if limits.fast else "0",
         "WORKBOOK_EXPORTS": str(exports),
@@ -260,22 +296,36 @@ def _kernel_setup(
         "PATH": "/usr/local/bin:/usr/bin:/bin",
     }
     if not isolate:
-        argv = [sys.executable, "-m", "utils.instructor.sandbox.kernel", "-f", "{connection_file}"]
-        kernel_env["PYTHONPATH"] = os.pathsep.join(
+        argv = [sys.executable, "-m", f"utils.instructor.sandbox.{module}", *args]
+        process_env["PYTHONPATH"] = os.pathsep.join(
             p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p
         )
-        return argv, kernel_env
-    kernel_env["PYTHONPATH"] = f"{MOUNT}:{ROOT}"
+        return argv, {**os.environ, **process_env}
+    process_env["PYTHONPATH"] = f"{MOUNT}:{ROOT}"
+    readable = [*package_dirs(), *([data] if data.is_dir() else [])]
     argv = isolation.bwrap_command(
-        [sys.executable, "-m", "wbsandbox.kernel", "-f", "{connection_file}"],
-        read_only=[*package_dirs(), *([data] if data.is_dir() else [])],
-        writable=[home, exchange, exports, private / "rt"],
-        hidden=[ROOT / d for d in INSTRUCTOR_ONLY],
+        [sys.executable, "-m", f"wbsandbox.{module}", *args],
+        read_only=readable + ([exports] if functions else []),
+        writable=[home, *([] if functions else [exports]), *writable],
+        hidden=[ROOT / d for d in INSTRUCTOR_ONLY] + (forbidden_dirs(forbid) if functions else []),
         mounts=[(PACKAGE_DIR, f"{MOUNT}/wbsandbox")],
         cwd=home,
-        env=kernel_env,
+        env=process_env,
     )
     return argv, {}
+
+
+def _kernel_setup(
+    private: Path, home: Path, exports: Path, limits: Limits, isolate: bool
+) -> tuple[list[str], dict[str, str]]:
+    """The notebook kernel's command line and environment (for its kernel.json)."""
+    argv, process_env = _sandbox_command(
+        "kernel", ["-f", "{connection_file}"], home=home, exports=exports, limits=limits,
+        isolate=isolate, writable=[private / "rt"],
+    )  # fmt: skip
+    if not isolate:  # kernel.json adds only what differs from the grader's environment
+        process_env = {k: v for k, v in process_env.items() if os.environ.get(k) != v}
+    return argv, process_env
 
 
 def _first_error(outputs: list) -> dict | None:
@@ -309,18 +359,16 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
 
     nb = nbformat.from_dict(lab["notebook"])
     n_cells = len(nb.cells)
-    nb.cells.append(nbformat.v4.new_code_cell(""))  # where the grader's calls are recorded
-    probe_slot = n_cells
     tests = {int(k): v for k, v in lab["tests"].items()}
     cell_limits = {int(k): float(v) for k, v in lab.get("cell_limits", {}).items()}
     forbid = lab.get("forbid", {})
     functions = set(lab.get("functions", []))
-    private, home, exchange = folder / "private", folder / "work", folder / "exchange"
-    for p in (private / "kernels" / KERNEL_NAME, private / "rt", home, exchange):
+    private, home, fhome = folder / "private", folder / "work", folder / "functions"
+    for p in (private / "kernels" / KERNEL_NAME, private / "rt", home, fhome):
         p.mkdir(parents=True, exist_ok=True)
     if isolate:
-        isolation.own_by_sandbox_user(home, exchange, exports, private / "rt")
-    argv, kernel_env = _kernel_setup(private, home, exchange, exports, limits, isolate)
+        isolation.own_by_sandbox_user(home, fhome, exports, private / "rt")
+    argv, kernel_env = _kernel_setup(private, home, exports, limits, isolate)
     spec = {"argv": argv, "display_name": "grader sandbox", "language": "python", "env": kernel_env}
     (private / "kernels" / KERNEL_NAME / "kernel.json").write_text(
         json.dumps(spec), encoding="utf-8"
@@ -377,22 +425,19 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     stopped: dict | None = None
     watchdog: _Watchdog | None = None
     verdicts: dict[int, dict] = {}
+    test_timeouts: set[int] = set()
     seconds: dict[int, float] = {}
     start = time.monotonic()
     current = None
 
-    def run_code(code: str) -> dict:
-        probe = nbformat.v4.new_code_cell(code)
-        try:
-            client.execute_cell(probe, probe_slot)  # nbclient stores it there: not a lab cell
-        except DeadKernelError:
-            return {"dead": True, "why": watchdog.killed or "the kernel died"}
-        if current in watchdog.timed_out:
-            return {"interrupted": True}
-        err = _first_error(probe.outputs)
-        return {"error": f"{err.get('ename')}: {err.get('evalue')}"} if err else {}
-
-    channel = remote.Channel(run_code, exchange)
+    lab_forbid = sorted({*forbid.get("*", []), "utils.checks"})
+    fargv, fenv = _sandbox_command(
+        "functions", [], home=fhome, exports=exports, limits=limits, isolate=isolate,
+        forbid=lab_forbid,
+    )  # fmt: skip
+    server = remote.FunctionServer(
+        fargv, fenv or None, fhome, lab["setup"], lab.get("sources", []), private / "functions.log"
+    )
     base: dict = {"__name__": "__grader_tests__"}
     exec(compile(remote.setup_imports(lab["setup"]), "<setup imports>", "exec"), base)  # noqa: S102
 
@@ -402,15 +447,14 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
         verdict = {"passed": False}
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                ns = remote.test_namespace(
-                    base, source, channel, functions, forbid.get(gid, forbid.get("*", []))
-                )
+                server.advance(i)
+                ns = remote.test_namespace(base, source, server, functions)
                 exec(compile(source, filename, "exec"), ns)  # noqa: S102
             verdict["passed"] = True
         except remote.CallTimeout:
             verdict["timed_out"] = True
-        except remote.KernelDied:
-            raise DeadKernelError("the kernel died while a test called a function") from None
+        except remote.KernelDied as e:
+            verdict["ename"], verdict["evalue"] = "KernelDied", f"{e} (the function crashed it)"
         except BaseException as e:  # noqa: BLE001 - a failing test, whatever it raised
             verdict["ename"] = type(e).__name__
             verdict["evalue"] = _shorten(str(e))
@@ -432,16 +476,17 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
                 if watchdog.killed:
                     stopped = {"reason": watchdog.killed, "cell": i}
                     break
-                watchdog.begin(i, cell_limits.get(i))
                 current = i
                 t0 = time.monotonic()
                 try:
-                    if i in tests:
+                    if i in tests:  # here, against the function server, under its own deadline
+                        limit = cell_limits.get(i, limits.cell_timeout)
+                        server.deadline = min(t0 + limit, watchdog.deadline)
                         verdicts[i] = run_test(i, tests[i], cell.source)
-                        if i in watchdog.timed_out:
-                            verdicts[i]["timed_out"] = True
-                            verdicts[i]["passed"] = False
+                        if verdicts[i].get("timed_out"):
+                            test_timeouts.add(i)
                     else:
+                        watchdog.begin(i, cell_limits.get(i))
                         client.execute_cell(cell, i)
                 except DeadKernelError:
                     stopped = {"reason": watchdog.killed or protocol.DIED, "cell": i}
@@ -459,6 +504,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
                 reason = watchdog.killed or protocol.DIED
                 stopped = {"reason": reason, "cell": current, "message": message}
     finally:
+        server.close()
         if watchdog is not None:
             watchdog.stop.set()
             if watchdog.proc.is_running():
@@ -471,9 +517,10 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
             for i, c in enumerate(nb.cells[:n_cells])
         ],
         "tests": {str(i): v for i, v in verdicts.items()},
-        "timed_out": sorted(watchdog.timed_out) if watchdog else [],
+        "timed_out": sorted((watchdog.timed_out if watchdog else set()) | test_timeouts),
         "stopped": stopped,
         "cell_seconds": {str(i): round(s, 4) for i, s in seconds.items()},
+        "functions_failed": server.failed[:20],
         "seconds": time.monotonic() - start,
         "peak_mb": watchdog.peak_mb if watchdog else 0.0,
     }

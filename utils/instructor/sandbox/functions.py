@@ -1,0 +1,216 @@
+"""The function server: where the grader calls a student's functions.
+
+A plain Python process, started by the worker in its own sandbox (a second one,
+next to the notebook's kernel), that talks to the grader over its standard input
+and output (length-prefixed messages of :mod:`.protocol`; nothing else is read).
+It builds the student's functions from source, the way the export of a lab is
+built: the setup cell's imports (statement by statement, so an import the lab
+forbids just fails), the lab's definition-only cells, and the student's exercise
+cells and added cells, in notebook order. Then it answers ``describe`` and
+``call`` requests.
+
+The modules a lab forbids are not there at all: bubblewrap lays an empty folder
+over their packages (``torch`` in a NumPy-only lab; the checks' code, ``utils/checks``,
+in every lab), and an import of them fails with a sentence saying so. No watching,
+nothing to switch off: code written to dodge a watcher finds nothing to import.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib.abc
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+
+from . import policy, protocol
+
+ENV_VAR = "WORKBOOK_SANDBOX"
+HEADER = struct.Struct("<Q")
+
+
+class _Forbidden(importlib.abc.MetaPathFinder):
+    """Says which rule an import breaks (the package is not there anyway)."""
+
+    def __init__(self, forbid: list[str]):
+        self.forbid = forbid
+
+    def find_spec(self, name, path=None, target=None):
+        for p in self.forbid:
+            if name == p or name.startswith(p + "."):
+                raise ModuleNotFoundError(
+                    f"No module named {name!r}: the functions this lab grades may not use {p}",
+                    name=name,
+                )
+        return None
+
+
+def read_message(stream, limit: int = protocol.MAX_BYTES):
+    head = stream.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    (n,) = HEADER.unpack(head)
+    if n > limit:
+        raise protocol.ChannelError(f"a message of {n} bytes")
+    data = stream.read(n)
+    if len(data) < n:
+        return None
+    return data
+
+
+def write_message(stream, data: bytes) -> None:
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _error(e: BaseException, fn=None) -> dict:
+    tb = e.__traceback__
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    frames = [f for f in frames if not f.filename.endswith(("functions.py",))]
+    stub = None
+    if frames and fn is not None:
+        last = frames[-1]
+        if last.name != getattr(fn, "__name__", None) and not last.name.startswith("<"):
+            stub = last.name
+    return {
+        "type": type(e).__name__,
+        "builtin": type(e).__module__ == "builtins",
+        "message": str(e)[:4000],
+        "stub": stub,
+        "trace": "".join(traceback.format_list(frames[-6:]))[-4000:],
+    }
+
+
+def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
+    """Run the setup imports one by one (one the lab forbids fails, as it should), then
+    ``sources``; returns which of the sources failed, and why."""
+    failed = []
+    lines = [ln for ln in setup.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        tree = ast.Module(body=[], type_ignores=[])
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            code = ast.unparse(node)
+            try:
+                exec(compile(code, "<setup>", "exec"), ns)  # noqa: S102
+            except Exception:  # noqa: BLE001, S110 - a forbidden or missing import
+                pass
+    for i, source in enumerate(sources):
+        try:
+            exec(compile(source, f"<cell {i}>", "exec"), ns)  # noqa: S102
+        except BaseException as e:  # noqa: BLE001 - the student's cell failed; go on
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+            first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")[:60]
+            failed.append(f"the cell `{first}` raised {type(e).__name__}: {e}")
+    return failed
+
+
+def answer(ns: dict, message: dict) -> dict:
+    if "describe" in message:
+        kinds = {}
+        for name in message["describe"]:
+            if not isinstance(name, str) or name not in ns:
+                kinds[name] = None
+            elif callable(ns[name]):
+                import inspect
+
+                try:
+                    params = list(inspect.signature(ns[name]).parameters)
+                except (TypeError, ValueError):
+                    params = []
+                kinds[name] = {"kind": "function", "params": params}
+            else:
+                kinds[name] = {"kind": "value"}
+        return {"kinds": kinds}
+    name, args, kwargs = message["call"], message.get("args", []), message.get("kwargs", {})
+    fn = ns.get(name)
+    start = time.perf_counter()
+    try:
+        if not callable(fn):
+            raise NameError(f"name {name!r} is not defined")
+        value = fn(*args, **kwargs)
+        reply = {"args": list(args), "kwargs": kwargs, "value": value}
+    except BaseException as e:  # noqa: BLE001 - everything is reported to the grader
+        if isinstance(e, SystemExit):
+            e = RuntimeError(f"the function called exit({e.code})")
+        reply = {"error": _error(e, fn)}
+    reply["seconds"] = time.perf_counter() - start
+    return reply
+
+
+def main() -> None:
+    config = json.loads(os.environ.pop(ENV_VAR, "{}") or "{}")
+    # The protocol owns the real stdin/stdout; what the student prints goes nowhere.
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    sys.path.insert(0, os.getcwd())
+    if os.name == "posix":
+        try:
+            policy.set_limits(
+                config.get("memory_mb"), config.get("file_mb", 512), config.get("processes")
+            )
+        except (ValueError, OSError):
+            pass
+    if config.get("root"):
+        policy.install(
+            policy.Policy(
+                config["root"],
+                allow_read=config.get("allow_read", []),
+                allow_write=config.get("allow_write", []),
+                deny=config.get("deny", []),
+                home=config.get("home"),
+                own=config.get("own", []),
+            )
+        )
+    forbid = config.get("forbid", [])
+    sys.meta_path.insert(0, _Forbidden(forbid))
+    for name in list(sys.modules):
+        if any(name == p or name.startswith(p + ".") for p in forbid):
+            del sys.modules[name]
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    while True:
+        data = read_message(proto_in)
+        if data is None:
+            return
+        try:
+            message = protocol.decode(data)
+            if "load" in message:
+                reply = {"failed": load(ns, message.get("setup", ""), message["load"])}
+                reply["failed"] = reply["failed"][:20]
+            else:
+                reply = answer(ns, message)
+        except KeyboardInterrupt:
+            reply = {"error": {"type": "KeyboardInterrupt", "builtin": True, "message": "",
+                               "stub": None, "trace": ""}}  # fmt: skip
+        try:
+            out = protocol.encode(reply)
+        except protocol.ChannelError as e:
+            what = "it returned" if "value" in reply else "its arguments hold"
+            out = protocol.encode(
+                {
+                    "error": {
+                        "type": "ChannelError",
+                        "builtin": False,
+                        "message": f"{what} {e}",
+                        "stub": None,
+                        "trace": "",
+                    }
+                }  # fmt: skip
+            )
+        write_message(proto_out, out)
+
+
+if __name__ == "__main__":
+    main()
