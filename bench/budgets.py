@@ -23,6 +23,8 @@ BUDGETS: dict[str, Budget] = {
     "notebooks/03_lstm.ipynb": Budget(full=180, fast=45),
     "notebooks/04_gru.ipynb": Budget(full=180, fast=45),
     "notebooks/05_rnn_modules_in_practice.ipynb": Budget(full=180, fast=45),
+    "notebooks/06_seq2seq.ipynb": Budget(full=180, fast=45),
+    "notebooks/07_attention.ipynb": Budget(full=180, fast=45),
     "notebooks/09_rnns_today.ipynb": Budget(full=180, fast=45),
     "solutions/lab01_rnn_from_scratch.ipynb": Budget(full=60, fast=45),
     "solutions/lab02_lstm_gru_from_scratch.ipynb": Budget(full=120, fast=45),

@@ -9,7 +9,10 @@ student labs are generated from ``solutions/``:
 - tag a code cell of a chapter ``export:NAME``: its code goes, in notebook
   order, into ``utils/models/NAME.py``;
 - the module starts with the chapter's import lines that the exported code uses
-  (taken from the notebook's own code, so they are the same imports the reader saw);
+  (taken from the notebook's own code, so they are the same imports the reader saw),
+  never one from the module itself; a chapter may export several modules
+  (``export:seq2seq``, ``export:decoding``), and a module imports what it uses from
+  the others (``from utils.models.seq2seq import EOS, ...``);
 - ``make modules`` writes every module; ``tests/chapters/test_modules_in_sync.py``
   fails when a module differs from what its notebook generates (a hand edit, or a
   notebook changed without ``make modules``), and runs the chapter's equality tests
@@ -76,6 +79,43 @@ def _imports_used(nb, code: str) -> list[str]:
     return lines
 
 
+def _defined(code: str) -> set[str]:
+    """The top-level names ``code`` defines (functions, classes, assigned constants)."""
+    names = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                elts = target.elts if isinstance(target, ast.Tuple) else [target]
+                names |= {e.id for e in elts if isinstance(e, ast.Name)}
+    return names
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """ruff's order of imported names: CONSTANTS, then Classes, then the rest."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
+
+
+def _sibling_imports(nb, name: str, code: str) -> list[str]:
+    """``from utils.models.OTHER import ...`` for the names ``code`` uses that the same notebook's
+    other exported modules define (a chapter may export its code as several modules)."""
+    used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)} - _defined(code)
+    lines = []
+    for other, cells in sorted(exported_cells(nb).items()):
+        names = used & _defined("\n\n".join(source for _, source in cells))
+        if other == name or not names:
+            continue
+        listed = ", ".join(sorted(names, key=_isort_key))
+        line = f"from utils.models.{other} import {listed}"
+        if len(line) > 100:
+            body = "".join(f"    {n},\n" for n in sorted(names, key=_isort_key))
+            line = f"from utils.models.{other} import (\n{body})"
+        lines.append(line)
+    return lines
+
+
 def module_text(notebook: Path, name: str) -> str:
     """The text of ``utils/models/NAME.py`` as the notebook's ``export:NAME`` cells give it."""
     nb = nbformat.read(notebook, as_version=4)
@@ -103,10 +143,14 @@ def module_text(notebook: Path, name: str) -> str:
         "Do not edit: change the notebook, then run `make modules`.\n"
         '"""'
     )
-    imports = _imports_used(nb, code)
+    imports = [  # never the module itself
+        ln for ln in _imports_used(nb, code) if ln.split()[1] != f"utils.models.{name}"
+    ] + _sibling_imports(nb, name, code)
     stdlib = [ln for ln in imports if ln.split()[1].split(".")[0] in sys.stdlib_module_names]
     third = [ln for ln in imports if ln not in stdlib and not ln.split()[1].startswith("utils")]
-    own = [ln for ln in imports if ln.split()[1].startswith("utils")]
+    own = sorted(
+        (ln for ln in imports if ln.split()[1].startswith("utils")), key=lambda ln: ln.split()[1]
+    )
     blocks = ["from __future__ import annotations"] + [
         "\n".join(group) for group in (stdlib, third, own) if group
     ]
