@@ -477,7 +477,10 @@ def test_lab1_feedback_says_why(lab1_graded):
     assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
     assert "blocks network access" in hostile
     torch_all = text("cheat_torch")  # named in the source: the rule in one sentence
-    assert "rnn_step_forward uses torch (import torch), which this lab does not allow" in torch_all
+    assert (
+        "rnn_step_forward uses torch (" in torch_all
+        and "which this lab does not allow" in torch_all
+    )
     assert "clip_grad_norm uses torch (nn)" in torch_all and "NumPy only" in torch_all
     # built from strings: not in the source, and not there when the function runs
     assert "No module named 'torch': the functions this lab grades may not use torch" in text(
@@ -651,9 +654,11 @@ def test_rules_read_from_the_source():
     assert "f uses torch (nn)" in rules.violations(
         "f", "def f(x):\n    return nn.Tanh()(x)", setup, forbid
     )
-    assert "f uses torch (import torch.nn)" in rules.violations(
-        "f", "import torch.nn\n", setup, forbid
-    )
+    inside = "def f(x):\n    import torch.nn\n    return x"
+    assert "f uses torch (import torch.nn)" in rules.violations("f", inside, setup, forbid)
+    # code outside the function, and a local that happens to be called nn, are not the rule's
+    after = "def f(x):\n    nn = 2 * x\n    return nn\n\n\nprint(torch.tanh(torch.ones(1)))"
+    assert rules.violations("f", after, setup, forbid) is None
     assert "checks' own code (numerical_gradient)" in rules.violations(
         "f", "def f(x):\n    return numerical_gradient(g, x)", setup, forbid
     )

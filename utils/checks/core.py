@@ -12,6 +12,7 @@ All functions accept NumPy arrays or torch tensors.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -210,7 +211,9 @@ def run_safely(fn: Callable, *args, name: str | None = None, **kwargs):
         ) from e
 
 
-_SALT: list[int | None] = [None]
+_SALT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "workbook_check_salt", default=None
+)
 
 
 def seeded(seed: int) -> np.random.Generator:
@@ -221,7 +224,7 @@ def seeded(seed: int) -> np.random.Generator:
     (:func:`fresh_inputs`), every seed is mixed with a number drawn for that grading
     run, so no submission can know the inputs of a test in advance.
     """
-    salt = _SALT[0]
+    salt = _SALT.get()
     return np.random.default_rng(seed if salt is None else [int(salt), int(seed)])
 
 
@@ -232,9 +235,9 @@ class fresh_inputs:  # noqa: N801 - used like a function: ``with fresh_inputs(sa
         self.salt = salt
 
     def __enter__(self):
-        self.before, _SALT[0] = _SALT[0], self.salt
+        self.token = _SALT.set(self.salt)
         return self
 
     def __exit__(self, *exc):
-        _SALT[0] = self.before
+        _SALT.reset(self.token)
         return False

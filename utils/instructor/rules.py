@@ -40,24 +40,57 @@ def imported_names(setup_source: str, forbid: list[str]) -> dict[str, str]:
     return names
 
 
+def _bound_in(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Names a function binds itself: arguments, assignments, loop targets, imports, defs."""
+    names = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node is not fn
+        ):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
 def violations(exercise: str, source: str, setup_source: str, forbid: list[str]) -> str | None:
-    """One sentence when the exercise's code uses a forbidden module by name, else None."""
+    """One sentence when a function the exercise's cell defines uses a forbidden module by
+    name (an import in it, or a free name bound to such a module by the setup cell or by
+    an import at the top of the cell), else None. Code outside the functions (a comparison
+    with torch after the function, say) is the student's business."""
     try:
-        tree = ast.parse(source)
+        tree = ast.parse("\n".join(
+            "" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines()
+        ))  # fmt: skip
     except SyntaxError:
         return None
     bound = imported_names(setup_source, forbid)
+    for node in tree.body:  # imports at the top of the cell bind names too
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(imported_names(ast.unparse(node), forbid))
     found: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if hit := _forbidden(a.name, forbid):
-                    found.setdefault(hit, f"import {a.name}")
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if hit := _forbidden(node.module, forbid):
-                found.setdefault(hit, f"from {node.module} import ...")
-        elif isinstance(node, ast.Name) and node.id in bound:
-            found.setdefault(bound[node.id], node.id)
+    for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
+        local = _bound_in(fn)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if hit := _forbidden(a.name, forbid):
+                        found.setdefault(hit, f"import {a.name}")
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                if hit := _forbidden(node.module, forbid):
+                    found.setdefault(hit, f"from {node.module} import ...")
+            elif (
+                isinstance(node, ast.Name)
+                and isinstance(node.ctx, ast.Load)
+                and node.id in bound
+                and node.id not in local
+            ):
+                found.setdefault(bound[node.id], node.id)
     if not found:
         return None
     parts = []

@@ -49,6 +49,13 @@ class _Forbidden(importlib.abc.MetaPathFinder):
         return None
 
 
+def _no_sockets(event: str, args: tuple) -> None:
+    """The functions a lab grades compute; they talk to nobody (not even the notebook's
+    kernel over a Unix socket)."""
+    if event in ("socket.__new__", "socket.socketpair", "socket.fromfd"):
+        raise PermissionError("the grader's function server allows no sockets")
+
+
 def read_message(stream, limit: int = protocol.MAX_BYTES):
     head = stream.read(HEADER.size)
     if len(head) < HEADER.size:
@@ -85,31 +92,78 @@ def _error(e: BaseException, fn=None) -> dict:
     }
 
 
-def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
-    """Run the setup imports one by one (one the lab forbids fails, as it should), then
-    ``sources``; returns which of the sources failed, and why."""
-    failed = []
-    lines = [ln for ln in setup.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+CELL_MAGICS_RUN = ("%%time", "%%timeit", "%%capture")
+"""cell magics whose body is Python: the body is loaded without the magic"""
+
+
+def python_of(source: str) -> str | None:
+    """A notebook cell as plain Python: IPython's line magics (``%timeit ...``), shell
+    lines (``!ls``) and help lines (``x?``) dropped; a ``%%time``-like first line dropped;
+    None for a cell in another language (``%%bash``, ``%%writefile``, ...)."""
+    lines = source.splitlines()
+    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    if first.startswith("%%"):
+        if not first.startswith(CELL_MAGICS_RUN):
+            return None
+        lines = lines[[ln.strip() for ln in lines].index(first) + 1 :]
+    keep = []
+    for ln in lines:
+        stripped = ln.strip()
+        if stripped.startswith(("%", "!")) or (stripped.endswith("?") and "#" not in stripped):
+            keep.append("")  # keep the line numbers
+        else:
+            keep.append(ln)
+    return "\n".join(keep)
+
+
+def run_statements(ns: dict, source: str, label: str) -> str | None:
+    """Run ``source`` statement by statement. A statement that fails only because the
+    function server is not the notebook (an import the lab forbids here, a name from a cell
+    it does not load) is skipped; any other error stops the cell, as in the notebook.
+    Returns what failed first, or None."""
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")[:60]
+    code = python_of(source)
+    if code is None:
+        return None
     try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
-        tree = ast.Module(body=[], type_ignores=[])
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        return f"the cell `{first}` has a syntax error: {e.msg} (line {e.lineno})"
+    failed = None
     for node in tree.body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            code = ast.unparse(node)
-            try:
-                exec(compile(code, "<setup>", "exec"), ns)  # noqa: S102
-            except Exception:  # noqa: BLE001, S110 - a forbidden or missing import
-                pass
-    for i, source in enumerate(sources):
         try:
-            exec(compile(source, f"<cell {i}>", "exec"), ns)  # noqa: S102
-        except BaseException as e:  # noqa: BLE001 - the student's cell failed; go on
-            if isinstance(e, KeyboardInterrupt | SystemExit):
+            exec(compile(ast.Module(body=[node], type_ignores=[]), label, "exec"), ns)  # noqa: S102
+        except BaseException as e:  # noqa: BLE001 - the student's statement failed
+            if isinstance(e, KeyboardInterrupt):
                 raise
-            first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")[:60]
-            failed.append(f"the cell `{first}` raised {type(e).__name__}: {e}")
+            failed = failed or f"the cell `{first}` raised {type(e).__name__}: {e}"
+            if not isinstance(e, ImportError | NameError):
+                break  # as in the notebook: the rest of the cell never ran
+            # An import of a module the lab forbids, or a name from a cell the server
+            # does not load: it worked in the notebook, so the definitions after it count.
     return failed
+
+
+def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
+    """Run the setup imports (one the lab forbids fails, as it should), then ``sources``,
+    each statement on its own; returns which of the sources failed, and why."""
+    run_statements(ns, "\n".join(
+        ast.unparse(n) for n in _imports(setup)
+    ), "<setup>")  # fmt: skip
+    failed = []
+    for i, source in enumerate(sources):
+        why = run_statements(ns, source, f"<cell {i}>")
+        if why:
+            failed.append(why)
+    return failed
+
+
+def _imports(setup: str) -> list:
+    code = python_of(setup) or ""
+    try:
+        return [n for n in ast.parse(code).body if isinstance(n, ast.Import | ast.ImportFrom)]
+    except SyntaxError:
+        return []
 
 
 def answer(ns: dict, message: dict) -> dict:
@@ -176,6 +230,7 @@ def main() -> None:
         )
     forbid = config.get("forbid", [])
     sys.meta_path.insert(0, _Forbidden(forbid))
+    sys.addaudithook(_no_sockets)
     for name in list(sys.modules):
         if any(name == p or name.startswith(p + ".") for p in forbid):
             del sys.modules[name]

@@ -11,8 +11,8 @@
   submission's private writable folders (its working folder, its lab exports, the
   exchange folder). ``solutions/``, ``tests/``, ``.git``, other submissions, the
   grades and every other file of the machine do not exist in there;
-- as an unprivileged user (``nobody`` when the grader runs as root; the grader's own
-  user otherwise, inside a user namespace);
+- as an unprivileged user (a uid of its own per grading process when the grader runs as
+  root; the grader's own user otherwise, inside a user namespace);
 - and dies with its parent.
 
 Where bubblewrap is missing (macOS, or Linux without the ``bubblewrap`` package)
@@ -29,7 +29,13 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-NOBODY = 65534
+
+def sandbox_uid() -> int:
+    """The user a sandbox runs as when the grader is root: one per grading process, so
+    that one student's processes never count against another's process limit."""
+    return 200_000 + os.getpid() % 100_000
+
+
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "fonts", "mime.types",
              "nsswitch.conf", "passwd", "group")  # fmt: skip
 """what a Python process reads of /etc (no secrets: /etc/shadow and friends stay out)"""
@@ -137,7 +143,7 @@ def bwrap_command(
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
         cmd += [
             "--",
-            setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            setpriv, f"--reuid={sandbox_uid()}", f"--regid={sandbox_uid()}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
         ]  # fmt: skip
     else:
@@ -146,13 +152,14 @@ def bwrap_command(
 
 
 def own_by_sandbox_user(*folders: Path) -> None:
-    """Let the kernel's user write ``folders`` (it is ``nobody`` when the grader is root)."""
+    """Let the sandbox's user write ``folders`` (:func:`sandbox_uid` when the grader is root)."""
     if os.geteuid() != 0:
         return
+    uid = sandbox_uid()
     for folder in folders:
         # never follow a link: a link planted by an earlier lab's kernel would hand any
         # file of the machine to nobody
-        os.chown(folder, NOBODY, NOBODY, follow_symlinks=False)
+        os.chown(folder, uid, uid, follow_symlinks=False)
         for dirpath, dirs, filenames in os.walk(folder):  # does not descend into links
             for name in dirs + filenames:
-                os.chown(os.path.join(dirpath, name), NOBODY, NOBODY, follow_symlinks=False)
+                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)

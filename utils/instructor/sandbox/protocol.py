@@ -31,8 +31,11 @@ OTHER = "other notebook"
 # ------------------------------------------------------------------ the data channel
 MAX_BYTES = 256 * 2**20
 """largest message (bytes) either side encodes or decodes"""
+MAX_HEADER = 16 * 2**20
+"""largest JSON part of a message (bytes): structure and strings; arrays travel as raw buffers"""
 MAX_DEPTH = 64
 MAX_ITEMS = 1_000_000
+"""most values a message may stand for, a reference counting as all it refers to"""
 DTYPES = frozenset(
     "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 "
     "complex64 complex128".split()
@@ -78,7 +81,12 @@ class _Encoder:
         self.items += 1
         if self.items > MAX_ITEMS or depth > MAX_DEPTH:
             raise ChannelError("a value nested too deeply or with too many items")
-        if x is None or isinstance(x, bool | str):
+        if isinstance(x, str):
+            self.size += len(x)
+            if self.size > self.limit:
+                raise ChannelError(f"more than {self.limit // 2**20} MiB of data")
+            return x
+        if x is None or isinstance(x, bool):
             return x
         if isinstance(x, int):
             if abs(x) >= 2**63:
@@ -126,6 +134,8 @@ def encode(message: dict, limit: int = MAX_BYTES) -> bytes:
     enc = _Encoder(limit)
     header = {k: enc.value(v, k) for k, v in message.items()}
     head = json.dumps(header, allow_nan=False).encode()
+    if len(head) > MAX_HEADER:
+        raise ChannelError(f"more than {MAX_HEADER // 2**20} MiB of structure and text")
     sizes = [len(b) for b in enc.buffers]
     meta = json.dumps(sizes).encode()
     return b"".join([_MAGIC, struct.pack("<QQ", len(head), len(meta)), head, meta, *enc.buffers])
@@ -136,6 +146,7 @@ class _Decoder:
         self.buffers = buffers
         self.tensors = tensors
         self.objects: dict[str, object] = {}
+        self.weight: dict[str, int] = {}  # values each path stands for, expanded
         self.items = 0
 
     def array(self, spec: list, tensor: bool, scalar: bool):
@@ -163,6 +174,12 @@ class _Decoder:
         return a
 
     def value(self, x, path: str, depth: int = 0):
+        start = self.items
+        out = self._value(x, path, depth)
+        self.weight[path] = self.items - start
+        return out
+
+    def _value(self, x, path: str, depth: int):
         self.items += 1
         if self.items > MAX_ITEMS or depth > MAX_DEPTH:
             raise ChannelError("a value nested too deeply or with too many items")
@@ -183,6 +200,9 @@ class _Decoder:
         if tag == "R":
             if body not in self.objects:
                 raise ChannelError("a reference to nothing")
+            self.items += self.weight.get(body, 1)  # what a walk over it will meet
+            if self.items > MAX_ITEMS:
+                raise ChannelError("a value that refers to itself too many times")
             return self.objects[body]
         if tag == "A":
             out = self.array(body, bool(x.get("torch")), bool(x.get("scalar")))
@@ -222,6 +242,8 @@ def decode(data: bytes, *, tensors: bool = True, limit: int = MAX_BYTES) -> dict
         raise ChannelError("not a message of the grader's data channel")
     view = memoryview(data)
     n_head, n_meta = struct.unpack_from("<QQ", data, len(_MAGIC))
+    if n_head > MAX_HEADER or n_meta > MAX_HEADER:
+        raise ChannelError("a message with too much structure")
     start = len(_MAGIC) + 16
     if start + n_head + n_meta > len(data):
         raise ChannelError("a truncated message")
@@ -308,22 +330,25 @@ def _sync(original, returned, pairs):
     return returned
 
 
-def rebind(value, pairs: dict, _depth: int = 0):
+def rebind(value, pairs: dict, _depth: int = 0, _seen: dict | None = None):
     """``value`` with every part that is a decoded argument replaced by the caller's
-    object standing for it (see :func:`sync_back`)."""
+    object standing for it (see :func:`sync_back`). Each object is visited once."""
+    seen = {} if _seen is None else _seen
     if id(value) in pairs:
         return pairs[id(value)]
-    if _depth > MAX_DEPTH:
-        return value
+    if id(value) in seen or _depth > MAX_DEPTH:
+        return seen.get(id(value), value)
+    seen[id(value)] = value
     if isinstance(value, list):
-        value[:] = [rebind(v, pairs, _depth + 1) for v in value]
+        value[:] = [rebind(v, pairs, _depth + 1, seen) for v in value]
     elif isinstance(value, tuple):
-        items = tuple(rebind(v, pairs, _depth + 1) for v in value)
+        items = tuple(rebind(v, pairs, _depth + 1, seen) for v in value)
         if any(a is not b for a, b in zip(items, value)):
+            seen[id(value)] = items
             return items
     elif isinstance(value, dict):
         for k in value:
-            value[k] = rebind(value[k], pairs, _depth + 1)
+            value[k] = rebind(value[k], pairs, _depth + 1, seen)
     return value
 
 

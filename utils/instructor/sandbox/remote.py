@@ -62,9 +62,18 @@ class FunctionServer:
     """
 
     def __init__(
-        self, argv: list[str], env: dict | None, cwd: Path, setup: str, sources: list, log: Path
+        self,
+        argv: list[str],
+        env: dict | None,
+        cwd: Path,
+        setup: str,
+        sources: list,
+        log: Path,
+        load_budget=None,
     ):
         self.argv, self.env, self.cwd, self.log = argv, env, cwd, log
+        # seconds loading cells [start, stop) may take (default: no limit but ``deadline``)
+        self.load_budget = load_budget
         self.setup, self.sources = setup, [(int(i), str(code)) for i, code in sources]
         self.proc: subprocess.Popen | None = None
         self.deadline = float("inf")
@@ -83,15 +92,26 @@ class FunctionServer:
                 env=self.env, cwd=self.cwd,
             )  # fmt: skip
         load = {"load": self._codes(0, self.position), "setup": self.setup}
-        self.failed = self._exchange(load).get("failed") or []
+        self.failed = self._loading(0, self.position, load)
 
     def advance(self, position: int) -> None:
         """Load the cells above ``position`` (a test's index) that are not loaded yet."""
         before, self.position = self.position, max(self.position, position)
         if self.proc is not None and self.proc.poll() is None and self.position > before:
-            self.failed += (
-                self._exchange({"load": self._codes(before, self.position)}).get("failed") or []
-            )
+            message = {"load": self._codes(before, self.position)}
+            self.failed += self._loading(before, self.position, message)
+
+    def _loading(self, start: int, stop: int, message: dict) -> list[str]:
+        """Send a load message under its own time budget (the cells' run time in the
+        kernel, times the factor), not the test's: a slow cell of the student's costs
+        loading it, not the test that follows."""
+        test_deadline = self.deadline
+        if self.load_budget is not None:
+            self.deadline = time.monotonic() + self.load_budget(start, stop)
+        try:
+            return self._exchange(message).get("failed") or []
+        finally:
+            self.deadline = test_deadline
 
     def close(self) -> None:
         if self.proc is not None:
@@ -107,10 +127,14 @@ class FunctionServer:
                     pass
             self.proc = None
 
-    def request(self, message: dict) -> dict:
+    def ensure_started(self) -> None:
+        """Start (and load) the server if it is not running."""
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
+
+    def request(self, message: dict) -> dict:
+        self.ensure_started()
         return self._exchange(message)
 
     def _read(self, n: int) -> bytes:

@@ -83,6 +83,7 @@ class _Watchdog(threading.Thread):
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self._kernel_pid: int | None = None
+        self.also = lambda: []  # more processes of the same submission (the function server)
 
     def begin(self, index: int, limit: float | None = None) -> None:
         with self.lock:
@@ -96,10 +97,34 @@ class _Watchdog(threading.Thread):
     def _tree(self) -> list:
         import psutil
 
+        procs = [self.proc]
+        for pid in self.also():
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.Error:
+                pass
+        out = []
+        for p in procs:
+            try:
+                out += [p, *p.children(recursive=True)]
+            except psutil.Error:
+                out.append(p)
+        return out
+
+    def pause(self, on: bool) -> None:
+        """Stop (``on``) or resume the kernel's processes: while a test runs, nothing
+        in the notebook's kernel runs (no thread of it can answer the function server)."""
+        import psutil
+
         try:
-            return [self.proc, *self.proc.children(recursive=True)]
+            procs = [self.proc, *self.proc.children(recursive=True)]
         except psutil.Error:
-            return [self.proc]
+            return
+        for p in procs:
+            try:
+                p.suspend() if on else p.resume()
+            except psutil.Error:
+                pass
 
     def kernel_pid(self) -> int:
         """The Python process of the kernel (under bubblewrap, a grandchild of ``proc``)."""
@@ -129,6 +154,8 @@ class _Watchdog(threading.Thread):
         if self.killed is None:
             self.killed = reason
         protocol.kill_tree(self.proc.pid)
+        for pid in self.also():
+            protocol.kill_tree(pid)
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
@@ -328,6 +355,27 @@ def _kernel_setup(
     return argv, process_env
 
 
+@contextlib.contextmanager
+def _alarm(seconds: float):
+    """Raise :class:`remote.CallTimeout` in this thread after ``seconds`` (main thread of a
+    process only; elsewhere, e.g. a Dask worker thread, the function server's deadline
+    still bounds every call)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ring(signum, frame):
+        raise remote.CallTimeout()
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _first_error(outputs: list) -> dict | None:
     for o in outputs:
         if o.get("output_type") == "error":
@@ -431,28 +479,47 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     current = None
 
     lab_forbid = sorted({*forbid.get("*", []), "utils.checks"})
+    # the function server reads a copy of the earlier labs' exports (regular files only):
+    # nothing the kernel can write is shared with it, so no channel runs between them
+    snapshot = folder / "exports-snapshot"
+    snapshot.mkdir()
+    for f in exports.iterdir():
+        if f.is_file() and not f.is_symlink():
+            shutil.copyfile(f, snapshot / f.name, follow_symlinks=False)
     fargv, fenv = _sandbox_command(
-        "functions", [], home=fhome, exports=exports, limits=limits, isolate=isolate,
+        "functions", [], home=fhome, exports=snapshot, limits=limits, isolate=isolate,
         forbid=lab_forbid,
     )  # fmt: skip
+
+    def load_budget(start: int, stop: int) -> float:
+        ran = sum(seconds.get(i, 0.0) for i in range(start, stop))
+        return limits.for_cell(ran)
+
     server = remote.FunctionServer(
-        fargv, fenv or None, fhome, lab["setup"], lab.get("sources", []), private / "functions.log"
-    )
+        fargv, fenv or None, fhome, lab["setup"], lab.get("sources", []),
+        private / "functions.log", load_budget,
+    )  # fmt: skip
     base: dict = {"__name__": "__grader_tests__"}
     exec(compile(remote.setup_imports(lab["setup"]), "<setup imports>", "exec"), base)  # noqa: S102
 
-    def run_test(i: int, gid: str, source: str) -> dict:
+    def run_test(i: int, gid: str, source: str, limit: float) -> dict:
         out = io.StringIO()
         filename = f"<test {gid}>"
         verdict = {"passed": False}
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                # loading the student's cells has its own budget; the test's clock starts after
+                server.deadline = watchdog.deadline
                 server.advance(i)
-                ns = remote.test_namespace(base, source, server, functions)
-                exec(compile(source, filename, "exec"), ns)  # noqa: S102
+                server.ensure_started()
+                server.deadline = min(time.monotonic() + limit, watchdog.deadline)
+                with _alarm(limit + 60):  # the grader's own side of the test too
+                    ns = remote.test_namespace(base, source, server, functions)
+                    exec(compile(source, filename, "exec"), ns)  # noqa: S102
             verdict["passed"] = True
         except remote.CallTimeout:
             verdict["timed_out"] = True
+            server.close()  # whatever it was doing: start it afresh for the next test
         except remote.KernelDied as e:
             verdict["ename"], verdict["evalue"] = "KernelDied", f"{e} (the function crashed it)"
         except BaseException as e:  # noqa: BLE001 - a failing test, whatever it raised
@@ -469,6 +536,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
             fresh_inputs(salt),
         ):
             watchdog = _Watchdog(client.km.provisioner.pid, limits)
+            watchdog.also = lambda: [server.proc.pid] if server.proc is not None else []
             watchdog.start()
             for i, cell in enumerate(nb.cells[:n_cells]):
                 if cell.cell_type != "code":
@@ -481,8 +549,11 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
                 try:
                     if i in tests:  # here, against the function server, under its own deadline
                         limit = cell_limits.get(i, limits.cell_timeout)
-                        server.deadline = min(t0 + limit, watchdog.deadline)
-                        verdicts[i] = run_test(i, tests[i], cell.source)
+                        watchdog.pause(True)
+                        try:
+                            verdicts[i] = run_test(i, tests[i], cell.source, limit)
+                        finally:
+                            watchdog.pause(False)
                         if verdicts[i].get("timed_out"):
                             test_timeouts.add(i)
                     else:
@@ -509,6 +580,10 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
             watchdog.stop.set()
             if watchdog.proc.is_running():
                 watchdog.kill(protocol.CLEANUP)
+            try:
+                watchdog.proc.wait(timeout=10)  # reap it: no zombie per graded lab
+            except Exception:  # noqa: BLE001, S110 - not our child, or already gone
+                pass
     return {
         "cells": [
             {"outputs": c.get("outputs", []), "reply": replies.get(i)}
