@@ -235,3 +235,58 @@ def test_bubblewrap_shows_only_what_a_student_has(tmp_path):
     import os
 
     assert seen["uid"] != 0 or os.geteuid() != 0
+
+
+def test_a_small_reply_cannot_stand_for_a_huge_value():
+    a: list = []
+    for _ in range(60):  # 2**60 paths through 60 lists
+        a = [a, a]
+    data = protocol.encode({"value": a})
+    assert len(data) < 10_000
+    with pytest.raises(protocol.ChannelError, match="refers to itself"):
+        protocol.decode(data)
+    b: list = []
+    for _ in range(8):
+        b = [b, b]
+    value = protocol.decode(protocol.encode({"value": b}))["value"]
+    assert protocol.rebind(value, {}) is value and value[0] is value[1]
+
+
+def test_the_structure_of_a_message_is_capped(monkeypatch):
+    monkeypatch.setattr(protocol, "MAX_HEADER", 1000)
+    with pytest.raises(protocol.ChannelError, match="structure"):
+        protocol.encode({"value": [[]] * 500})
+    data = bytearray(protocol.encode({"value": 1}))
+    data[5:13] = (10**6).to_bytes(8, "little")  # a header said to be 1 MB long
+    with pytest.raises(protocol.ChannelError, match="structure"):
+        protocol.decode(bytes(data))
+
+
+def test_the_server_loads_cells_as_the_notebook_ran_them():
+    from utils.instructor.sandbox.functions import load, python_of
+
+    assert python_of("%%bash\nls") is None
+    assert python_of("%%time\nx = 1").strip() == "x = 1"
+    ns: dict = {"__builtins__": __builtins__}
+    failed = load(
+        ns,
+        "%matplotlib inline\nimport numpy as np\nimport not_a_module_here",
+        [
+            "%%time\ndef f(x):\n    return np.tanh(x)\n%timeit f(1)",  # magics: dropped
+            "import not_a_module_here\n\n\ndef g():\n    return 2",  # an import the server lacks
+            "print(history)\nH = 3\n\n\ndef h():\n    return H",  # a name from another cell
+            "raise ValueError('no')\n\n\ndef never():\n    return 0",  # a real error stops the cell
+        ],
+    )
+    assert ns["f"](0.0) == 0.0 and ns["g"]() == 2 and ns["h"]() == 3 and "never" not in ns
+    assert len(failed) == 3 and "ValueError: no" in failed[-1]
+
+
+def test_the_function_server_opens_no_socket(tmp_path):
+    source = "def connect():\n    import socket\n    return socket.socket(socket.AF_UNIX).fileno()"
+    server = _server(tmp_path, [source])
+    try:
+        with pytest.raises(PermissionError, match="no sockets"):
+            RemoteFunction(server, "connect", [])()
+    finally:
+        server.close()
