@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 
+from utils.instructor.sandbox.functions import python_of, setup_imports
 from utils.instructor.sandbox.remote import RULE_WORDS
 
 
@@ -22,13 +23,8 @@ def _forbidden(module: str, forbid: list[str]) -> str | None:
 
 def imported_names(setup_source: str, forbid: list[str]) -> dict[str, str]:
     """Names the setup cell binds to something of a forbidden module -> that module."""
-    lines = [ln for ln in setup_source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
-        return {}
     names = {}
-    for node in tree.body:
+    for node in setup_imports(setup_source):
         if isinstance(node, ast.Import):
             for a in node.names:
                 if hit := _forbidden(a.name, forbid):
@@ -64,9 +60,7 @@ def violations(exercise: str, source: str, setup_source: str, forbid: list[str])
     an import at the top of the cell), else None. Code outside the functions (a comparison
     with torch after the function, say) is the student's business."""
     try:
-        tree = ast.parse("\n".join(
-            "" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines()
-        ))  # fmt: skip
+        tree = ast.parse(python_of(source) or "")
     except SyntaxError:
         return None
     bound = imported_names(setup_source, forbid)

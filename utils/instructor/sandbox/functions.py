@@ -148,7 +148,7 @@ def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
     """Run the setup imports (one the lab forbids fails, as it should), then ``sources``,
     each statement on its own; returns which of the sources failed, and why."""
     run_statements(ns, "\n".join(
-        ast.unparse(n) for n in _imports(setup)
+        ast.unparse(n) for n in setup_imports(setup)
     ), "<setup>")  # fmt: skip
     failed = []
     for i, source in enumerate(sources):
@@ -158,7 +158,8 @@ def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
     return failed
 
 
-def _imports(setup: str) -> list:
+def setup_imports(setup: str) -> list:
+    """The import statements of a setup cell, as AST nodes (its magics and other code left out)."""
     code = python_of(setup) or ""
     try:
         return [n for n in ast.parse(code).body if isinstance(n, ast.Import | ast.ImportFrom)]
@@ -210,24 +211,7 @@ def main() -> None:
     sys.stdin = open(os.devnull)  # noqa: SIM115
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     sys.path.insert(0, os.getcwd())
-    if os.name == "posix":
-        try:
-            policy.set_limits(
-                config.get("memory_mb"), config.get("file_mb", 512), config.get("processes")
-            )
-        except (ValueError, OSError):
-            pass
-    if config.get("root"):
-        policy.install(
-            policy.Policy(
-                config["root"],
-                allow_read=config.get("allow_read", []),
-                allow_write=config.get("allow_write", []),
-                deny=config.get("deny", []),
-                home=config.get("home"),
-                own=config.get("own", []),
-            )
-        )
+    policy.apply(config)  # the watchdog covers memory where rlimits are refused
     forbid = config.get("forbid", [])
     sys.meta_path.insert(0, _Forbidden(forbid))
     sys.addaudithook(_no_sockets)

@@ -17,38 +17,20 @@ import sys
 from . import policy
 
 ENV_VAR = "WORKBOOK_SANDBOX"
-_CONFIG: dict = {}
 
 
 def main() -> None:
     """Start an IPython kernel under the limits in ``$WORKBOOK_SANDBOX``."""
     config = json.loads(os.environ.pop(ENV_VAR, "{}") or "{}")
-    _CONFIG.update(config)
     # A kernel imports from its working folder first, as Jupyter's own does.
     sys.path.insert(0, os.getcwd())
     from ipykernel.kernelapp import launch_new_instance
 
     policy.cap_streams(config.get("max_stream_chars", policy.MAX_STREAM_CHARS))
-    if os.name == "posix":
-        try:
-            policy.set_limits(
-                config.get("memory_mb"), config.get("file_mb", 512), config.get("processes")
-            )
-        except (ValueError, OSError) as e:  # e.g. macOS refuses RLIMIT_AS
-            print(
-                f"grader sandbox: no rlimit ({e}); the memory watchdog still applies",
-                file=sys.stderr,
-            )
-    if config.get("root"):
-        policy.install(
-            policy.Policy(
-                config["root"],
-                allow_read=config.get("allow_read", []),
-                allow_write=config.get("allow_write", []),
-                deny=config.get("deny", []),
-                home=config.get("home"),
-                own=config.get("own", []),
-            )
+    why = policy.apply(config)
+    if why:
+        print(
+            f"grader sandbox: no rlimit ({why}); the memory watchdog still applies", file=sys.stderr
         )
     launch_new_instance()
 

@@ -228,3 +228,27 @@ def cap_streams(limit: int = MAX_STREAM_CHARS) -> None:
         return len(string)
 
     OutStream.write = capped_write
+
+
+def apply(config: dict) -> str | None:
+    """Apply the limits and the policy of ``config`` (the ``$WORKBOOK_SANDBOX`` JSON) to this
+    process; returns why the resource limits could not be set (e.g. macOS refuses
+    ``RLIMIT_AS``), else None. Used by the kernel and the function server alike."""
+    why = None
+    if os.name == "posix":
+        try:
+            set_limits(config.get("memory_mb"), config.get("file_mb", 512), config.get("processes"))
+        except (ValueError, OSError) as e:
+            why = str(e)
+    if config.get("root"):
+        install(
+            Policy(
+                config["root"],
+                allow_read=config.get("allow_read", []),
+                allow_write=config.get("allow_write", []),
+                deny=config.get("deny", []),
+                home=config.get("home"),
+                own=config.get("own", []),
+            )
+        )
+    return why

@@ -25,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import protocol
+from . import functions, protocol
 
 MAX_REPLY = protocol.MAX_BYTES
 HEADER = struct.Struct("<Q")  # the length of each message, as functions.py writes it
@@ -226,11 +226,8 @@ class RemoteFunction:
 
 
 def setup_imports(source: str) -> str:
-    """The import statements of a setup cell (its magics and other code left out)."""
-    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-    tree = ast.parse("\n".join(lines))
-    keep = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    return ast.unparse(ast.Module(body=keep, type_ignores=[]))
+    """The import statements of a setup cell, as code (its magics and other code left out)."""
+    return ast.unparse(ast.Module(body=functions.setup_imports(source), type_ignores=[]))
 
 
 def free_names(source: str) -> set[str]:
@@ -271,9 +268,8 @@ def test_namespace(base: dict, source: str, server: FunctionServer, functions: s
 def is_definitions(source: str) -> bool:
     """True for a cell that only defines things (functions, classes, imports, constants):
     the lab's helper cells the function server loads with the student's code."""
-    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
     try:
-        tree = ast.parse("\n".join(lines))
+        tree = ast.parse(functions.python_of(source) or "")
     except SyntaxError:
         return False
 
