@@ -86,6 +86,15 @@ class Lab:
             rule = cell.metadata.get("workbook", {}).get("forbid", rule)
         return sorted({*rule, "utils.checks"})
 
+    @property
+    def kernel_functions(self) -> list[str]:
+        """Functions the tests call in the notebook's kernel, after the cells above them
+        ran (notebook metadata ``workbook.kernel_functions``): those that use what the
+        notebook trained, e.g. a ``predict`` reading the trained ``model``. The others
+        are rebuilt from their source in the function server."""
+        names = self.template.metadata.get("workbook", {}).get("kernel_functions", [])
+        return sorted({n for n in names if isinstance(n, str) and n.isidentifier()})
+
     def exercise_for_test(self, index: int) -> str | None:
         """The exercise a test cell (solution index) grades: the last exercise above it."""
         above = [(i, g) for g, i in self.exercises.items() if i < index]

@@ -44,6 +44,7 @@ def lab_spec(lab: Lab, graded: GradedNotebook, cell_limits: dict[int, float]) ->
         "tests": tests,
         "setup": lab.setup_source,
         "functions": sorted(lab.exercises),
+        "kernel_functions": lab.kernel_functions,
         "forbid": forbid,
         "cell_limits": {str(i): s for i, s in cell_limits.items()},
     }

@@ -11,11 +11,17 @@ sees exactly what a local call shows.
 
 Check functions therefore work unchanged: in the student's notebook they call the
 function itself, here they call its stand-in.
+
+A lab that grades what the notebook trained names the functions that need the
+kernel's state (``workbook.kernel_functions``): their stand-ins call into the
+notebook's kernel instead (:class:`KernelCalls`, :mod:`.kcall`), with the same data
+channel and the same verdict rules.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import builtins
 import inspect
 import os
@@ -25,7 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import functions, protocol
+from . import functions, kcall, protocol
 
 MAX_REPLY = protocol.MAX_BYTES
 HEADER = struct.Struct("<Q")  # the length of each message, as functions.py writes it
@@ -195,7 +201,7 @@ def _exception(error: dict) -> BaseException:
 class RemoteFunction:
     """Stands for the student's function ``name``, which lives in the sandboxed kernel."""
 
-    def __init__(self, server: FunctionServer, name: str, params: list[str]):
+    def __init__(self, server: FunctionServer | KernelCalls, name: str, params: list[str]):
         self._server, self.__name__, self.__qualname__ = server, name, name
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params]
@@ -225,6 +231,41 @@ class RemoteFunction:
         return protocol.rebind(reply.get("value"), pairs)
 
 
+class KernelCalls:
+    """Calls the student's functions in the notebook's kernel (``kernel_functions``).
+
+    ``execute(code)`` runs ``code`` in the kernel (the worker resumes it for the call,
+    under the test's deadline) and returns the outputs, or raises :class:`CallTimeout`
+    or :class:`KernelDied`. The request travels as base64 in the code, the reply as one
+    display output of type :data:`.kcall.MIME`; both are :mod:`.protocol` data, and the
+    reply is decoded here as data only (the kernel is the student's: it may answer
+    anything, so it is read like any reply of the function server).
+    """
+
+    def __init__(self, execute, package: str):
+        self.execute, self.package = execute, package
+
+    def request(self, message: dict) -> dict:
+        request = base64.b64encode(protocol.encode(message)).decode("ascii")
+        module = f"{self.package}.kcall"
+        outputs = self.execute(f"__import__({module!r}, fromlist=['serve']).serve({request!r})")
+        for out in outputs:
+            raw = (out.get("data") or {}).get(kcall.MIME)
+            if raw is None:
+                continue
+            if not isinstance(raw, str) or len(raw) > 4 * (MAX_REPLY // 3 + 1):
+                raise ServerError("the kernel's reply was not valid data (too large)")
+            try:
+                return protocol.decode(base64.b64decode(raw, validate=True))
+            except (ValueError, protocol.ChannelError) as e:
+                raise ServerError(f"the kernel's reply was not valid data ({e})") from None
+        error = next((o for o in outputs if o.get("output_type") == "error"), None)
+        if error is not None and error.get("ename") == "KeyboardInterrupt":
+            raise CallTimeout()
+        why = f"{error.get('ename')}: {error.get('evalue')}" if error else "no reply"
+        raise ServerError(f"the kernel did not answer the grader's call ({why})")
+
+
 def setup_imports(source: str) -> str:
     """The import statements of a setup cell, as code (its magics and other code left out)."""
     return ast.unparse(ast.Module(body=functions.setup_imports(source), type_ignores=[]))
@@ -244,24 +285,34 @@ def free_names(source: str) -> set[str]:
     return loaded - stored
 
 
-def test_namespace(base: dict, source: str, server: FunctionServer, functions: set[str]) -> dict:
+def test_namespace(
+    base: dict,
+    source: str,
+    server: FunctionServer,
+    functions: set[str],
+    kernel: KernelCalls | None = None,
+    kernel_functions: set[str] = frozenset(),
+) -> dict:
     """``base`` (the setup imports) plus a stand-in for each of the student's
-    ``functions`` (the exercises) that ``source`` uses. Nothing else of the student's
+    ``functions`` (the exercises) that ``source`` uses: called in the function server,
+    or in the notebook's kernel for ``kernel_functions``. Nothing else of the student's
     kernel is reachable from a test: a test reading another name fails with NameError."""
     ns = dict(base)
-    wanted = sorted(n for n in free_names(source) if n in functions and n not in ns)
-    if not wanted:
-        return ns
-    kinds = server.request({"describe": wanted}).get("kinds") or {}
-    for name in wanted:
-        kind = kinds.get(name)
-        if isinstance(kind, dict) and kind.get("kind") == "function":
-            params = [
-                p for p in kind.get("params") or [] if isinstance(p, str) and p.isidentifier()
-            ]
-            ns[name] = RemoteFunction(server, name, params)
-        elif isinstance(kind, dict):
-            ns[name] = f"<{name}: not a function in your notebook>"
+    names = free_names(source) - set(ns)
+    for where, allowed in ((server, functions - set(kernel_functions)), (kernel, kernel_functions)):
+        wanted = sorted(names & set(allowed))
+        if not wanted or where is None:
+            continue
+        kinds = where.request({"describe": wanted}).get("kinds") or {}
+        for name in wanted:
+            kind = kinds.get(name) if isinstance(kinds, dict) else None
+            if isinstance(kind, dict) and kind.get("kind") == "function":
+                params = [
+                    p for p in kind.get("params") or [] if isinstance(p, str) and p.isidentifier()
+                ]
+                ns[name] = RemoteFunction(where, name, params)
+            elif isinstance(kind, dict):
+                ns[name] = f"<{name}: not a function in your notebook>"
     return ns
 
 

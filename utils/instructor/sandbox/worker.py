@@ -31,12 +31,14 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from . import isolation, protocol, remote
+from . import isolation, kcall, protocol, remote
 from .commands import MOUNT, PACKAGE_DIR, _kernel_setup, _sandbox_command, forbidden_dirs  # noqa: F401
 from .limits import Limits
 from .watch import MAX_CELL_OUTPUT, MAX_ERROR_TEXT, OUTPUT_TAIL, _OutputCap, _shorten, _Watchdog  # noqa: F401
 
 KERNEL_NAME = "workbook-sandbox"
+KERNEL_CALL = -1
+"""the cell index of the grader's calls into the kernel (``kernel_functions``)"""
 
 
 @contextlib.contextmanager
@@ -95,6 +97,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     cell_limits = {int(k): float(v) for k, v in lab.get("cell_limits", {}).items()}
     forbid = lab.get("forbid", {})
     functions = set(lab.get("functions", []))
+    kernel_functions = set(lab.get("kernel_functions", []))
     private, home, fhome = folder / "private", folder / "work", folder / "functions"
     for p in (private / "kernels" / KERNEL_NAME, private / "rt", home, fhome):
         p.mkdir(parents=True, exist_ok=True)
@@ -125,6 +128,8 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
             out = super().output(outs, msg, display_id, cell_index)
+            if cell_index == KERNEL_CALL and kcall.MIME in ((out or {}).get("data") or {}):
+                return out  # the reply to a kernel call: its size is checked when read
             cap.add(outs, out, cell_index, display_id)
             return out
 
@@ -183,6 +188,31 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
         fargv, fenv or None, fhome, lab["setup"], lab.get("sources", []),
         private / "functions.log", load_budget,
     )  # fmt: skip
+
+    def kernel_execute(code: str) -> list:
+        """Run ``code`` in the kernel (resumed for it) within the test's deadline."""
+        left = server.deadline - time.monotonic()
+        if left <= 0:
+            raise remote.CallTimeout()
+        cell = nbformat.v4.new_code_cell(code)
+        watchdog.pause(False)
+        watchdog.begin(KERNEL_CALL, left)
+        try:
+            client.execute_cell(cell, KERNEL_CALL, store_history=False)
+        except DeadKernelError:
+            raise remote.KernelDied("the notebook's kernel stopped") from None
+        finally:
+            watchdog.end()
+            watchdog.pause(True)
+            cap.size.pop(KERNEL_CALL, None)
+            cap.cut.pop(KERNEL_CALL, None)
+            replies.pop(KERNEL_CALL, None)
+        if KERNEL_CALL in watchdog.timed_out:
+            watchdog.timed_out.discard(KERNEL_CALL)
+            raise remote.CallTimeout()
+        return cell.outputs
+
+    kernel = remote.KernelCalls(kernel_execute, "wbsandbox" if isolate else __package__)
     base: dict = {"__name__": "__grader_tests__"}
     exec(compile(remote.setup_imports(lab["setup"]), "<setup imports>", "exec"), base)  # noqa: S102
 
@@ -198,7 +228,9 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
                 server.ensure_started()
                 server.deadline = min(time.monotonic() + limit, watchdog.deadline)
                 with _alarm(limit + 60):  # the grader's own side of the test too
-                    ns = remote.test_namespace(base, source, server, functions)
+                    ns = remote.test_namespace(
+                        base, source, server, functions, kernel, kernel_functions
+                    )
                     exec(compile(source, filename, "exec"), ns)  # noqa: S102
             verdict["passed"] = True
         except remote.CallTimeout:

@@ -1,0 +1,129 @@
+"""A lab that grades what the notebook trained: ``workbook.kernel_functions``.
+
+Such a function (here ``predict``, which reads the weights ``w`` a training cell of the
+notebook computed) cannot be rebuilt from its source in the function server; the
+grader calls it in the notebook's kernel, after the cells above the test ran, and
+judges the returned data in its own process.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from tests.factories import grade_cell, solution_cell, write_notebook
+from tests.instructor.test_grade import filled, write
+from utils.instructor import grade, labgen
+from utils.instructor.sandbox.worker import Limits
+
+LIMITS = Limits(cell_timeout=4, total_timeout=120, memory_mb=2048, fast=True)
+v4 = nbformat.v4
+
+TRAIN = """\
+rng = np.random.default_rng(0)
+X = rng.normal(size=(50, 3))
+w = fit(X, X @ np.array([1.0, -2.0, 0.5]))"""
+
+TEST = """\
+_X = seeded(1).normal(size=(20, 3))
+_pred = predict(_X)
+assert isinstance(_pred, np.ndarray) and _pred.shape == (20,), "one prediction per row"
+assert np.allclose(_pred, _X @ np.array([1.0, -2.0, 0.5])), "the predictions are wrong"
+"""
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A lab whose ``predict`` uses the global ``w`` that the notebook trains."""
+    solutions = tmp_path / "solutions"
+    path = write_notebook(
+        solutions / "lab98_trained.ipynb",
+        [
+            v4.new_markdown_cell("# A trained model"),
+            v4.new_code_cell("import numpy as np\n\nfrom utils.checks import seeded"),
+            solution_cell(
+                "def fit(X, y):\n    # BEGIN SOLUTION\n"
+                "    return np.linalg.lstsq(X, y, rcond=None)[0]\n    # END SOLUTION",
+                "fit",
+            ),
+            v4.new_code_cell(TRAIN),
+            solution_cell(
+                "def predict(X):\n    # BEGIN SOLUTION\n    return X @ w\n    # END SOLUTION",
+                "predict",
+            ),
+            grade_cell(TEST, "test_predict", points=2),
+            grade_cell("assert fit(np.eye(2), np.ones(2)).shape == (2,)", "test_fit", points=1),
+        ],
+    )
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["workbook"] = {"forbid": [], "kernel_functions": ["predict"]}
+    nbformat.write(nb, path)
+    starter = labgen.strip_solutions(nbformat.read(path, as_version=4), path)
+    return {"dir": solutions, "solution": nb, "starter": starter, "subs": tmp_path / "subs"}
+
+
+def _grade(trained, tmp_path, allow_unisolated=False, **students):
+    for name, nb in students.items():
+        write(trained["subs"], name, "lab98_trained.ipynb", nb)
+    results = grade.grade(
+        trained["subs"], tmp_path / "out", solutions_dir=trained["dir"], limits=LIMITS,
+        allow_unisolated=allow_unisolated, log=lambda *_: None,
+    )  # fmt: skip
+    return {r.student: r for r in results}
+
+
+def _with_predict(trained, body: str):
+    nb = filled(trained["starter"], trained["solution"])
+    cell = next(c for c in nb.cells if c.source.startswith("def predict"))
+    cell.source = f"def predict(X):\n{body}"
+    return nb
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["bubblewrap", "unisolated"])
+def test_a_kernel_function_sees_what_the_notebook_trained(trained, tmp_path, monkeypatch, isolated):
+    from utils.instructor.sandbox import isolation
+
+    if isolated and not isolation.available()[0]:
+        pytest.skip("bubblewrap is not installed")
+    if not isolated:
+        monkeypatch.setattr(isolation, "available", lambda: (False, "bubblewrap is not installed"))
+    got = _grade(
+        trained, tmp_path, allow_unisolated=not isolated,
+        ada=filled(trained["starter"], trained["solution"]),
+    )  # fmt: skip
+    ada = got["ada"]
+    assert ada.isolation == ("bubblewrap" if isolated else "none")
+    assert ada.scores == {"test_predict": 2.0, "test_fit": 1.0}, ada.feedback
+
+
+def test_a_kernel_function_is_judged_on_what_it_returns(trained, tmp_path):
+    """Wrong predictions, a value that is not data, an error, a loop: each loses the
+    test's points with its reason, and the other test still scores."""
+    got = _grade(
+        trained,
+        tmp_path,
+        wrong=_with_predict(trained, "    return X @ (2 * w)"),
+        model=_with_predict(trained, "    return lambda: X @ w"),
+        raises=_with_predict(trained, "    raise ValueError('no model yet')"),
+        loops=_with_predict(trained, "    while True:\n        pass"),
+    )
+    why = {}
+    for name, r in got.items():
+        assert r.scores == {"test_predict": 0.0, "test_fit": 1.0}, (name, r.feedback)
+        why[name] = next(f["reason"] for f in r.feedback if f["grade_id"] == "test_predict")
+    assert "the predictions are wrong" in why["wrong"]
+    assert "returned" in why["model"]  # not plain data: the channel refuses it
+    assert "no model yet" in why["raises"]
+    assert "time" in why["loops"].lower()
+
+
+def test_without_the_metadata_the_function_server_lacks_the_trained_state(trained, tmp_path):
+    """The reason for kernel_functions: rebuilt from its source, ``predict`` has no ``w``,
+    and the grader refuses a lab whose own solution cannot earn every point."""
+    nb = nbformat.read(trained["dir"] / "lab98_trained.ipynb", as_version=4)
+    nb.metadata["workbook"] = {"forbid": []}
+    nbformat.write(nb, trained["dir"] / "lab98_trained.ipynb")
+    with pytest.raises(
+        grade.GradingError, match="test_predict: NameError: name 'w' is not defined"
+    ):
+        _grade(trained, tmp_path, ada=filled(trained["starter"], trained["solution"]))
