@@ -32,6 +32,14 @@ assert np.allclose(_pred, _X @ np.array([1.0, -2.0, 0.5])), "the predictions are
 """
 
 
+FLOOD = """\
+    from IPython.display import display
+
+    for _ in range(30):  # forged replies, 1 MB each
+        display({"application/x-workbook-call+base64": "A" * 2**20}, raw=True)
+    return X @ w"""
+
+
 @pytest.fixture
 def trained(tmp_path):
     """A lab whose ``predict`` uses the global ``w`` that the notebook trains."""
@@ -97,8 +105,8 @@ def test_a_kernel_function_sees_what_the_notebook_trained(trained, tmp_path, mon
 
 
 def test_a_kernel_function_is_judged_on_what_it_returns(trained, tmp_path):
-    """Wrong predictions, a value that is not data, an error, a loop: each loses the
-    test's points with its reason, and the other test still scores."""
+    """Wrong predictions, a value that is not data, an error, a loop, a flood of forged
+    replies: each loses the test's points with its reason, and the other test still scores."""
     got = _grade(
         trained,
         tmp_path,
@@ -106,6 +114,7 @@ def test_a_kernel_function_is_judged_on_what_it_returns(trained, tmp_path):
         model=_with_predict(trained, "    return lambda: X @ w"),
         raises=_with_predict(trained, "    raise ValueError('no model yet')"),
         loops=_with_predict(trained, "    while True:\n        pass"),
+        floods=_with_predict(trained, FLOOD),
     )
     why = {}
     for name, r in got.items():
@@ -115,6 +124,7 @@ def test_a_kernel_function_is_judged_on_what_it_returns(trained, tmp_path):
     assert "returned" in why["model"]  # not plain data: the channel refuses it
     assert "no model yet" in why["raises"]
     assert "time" in why["loops"].lower()
+    assert "not valid data" in why["floods"]  # the first reply counts; the rest is capped
 
 
 def test_without_the_metadata_the_function_server_lacks_the_trained_state(trained, tmp_path):

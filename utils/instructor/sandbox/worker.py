@@ -128,8 +128,12 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
             out = super().output(outs, msg, display_id, cell_index)
-            if cell_index == KERNEL_CALL and kcall.MIME in ((out or {}).get("data") or {}):
-                return out  # the reply to a kernel call: its size is checked when read
+            if (
+                cell_index == KERNEL_CALL
+                and not any(kcall.MIME in (o.get("data") or {}) for o in outs[:-1])
+                and kcall.MIME in ((out or {}).get("data") or {})
+            ):
+                return out  # the reply to a kernel call (the first): its size is checked when read
             cap.add(outs, out, cell_index, display_id)
             return out
 
