@@ -11,9 +11,11 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tests.factories import grade_cell, solution_cell, write_notebook
+from tests.factories import ROOT, grade_cell, solution_cell, write_notebook
 from tests.instructor.test_grade import filled, write
 from utils.instructor import grade, labgen
+from utils.instructor.notebook import nbgrader_meta
+from utils.instructor.sandbox.remote import free_names
 from utils.instructor.sandbox.worker import Limits
 
 LIMITS = Limits(cell_timeout=4, total_timeout=120, memory_mb=2048, fast=True)
@@ -137,3 +139,34 @@ def test_without_the_metadata_the_function_server_lacks_the_trained_state(traine
         grade.GradingError, match="test_predict: NameError: name 'w' is not defined"
     ):
         _grade(trained, tmp_path, ada=filled(trained["starter"], trained["solution"]))
+
+
+TRAINED_LABS = [
+    p
+    for p in sorted((ROOT / "solutions").glob("lab*.ipynb"))
+    if nbformat.read(p, as_version=4).metadata.get("workbook", {}).get("kernel_functions")
+]
+
+
+@pytest.mark.parametrize("path", TRAINED_LABS, ids=lambda p: p.stem)
+def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path, tmp_path):
+    """The course's labs that grade a trained model, end to end (FAST mode): the
+    solution's answers earn every point (their hidden tests score the model the notebook
+    trained, in the kernel), the untouched starter earns none of the model's tests."""
+    starter = nbformat.read(ROOT / "labs" / path.name, as_version=4)
+    solution = nbformat.read(path, as_version=4)
+    write(tmp_path / "subs", "ada", path.name, filled(starter, solution))
+    write(tmp_path / "subs", "bob", path.name, starter)
+    limits = Limits(cell_timeout=120, total_timeout=900, memory_mb=4096, fast=True)
+    results = grade.grade(tmp_path / "subs", tmp_path / "out", limits=limits, log=lambda *_: None)
+    got = {r.student: r for r in results if r.lab == path.name}
+    ada, bob = got["ada"], got["bob"]
+    assert ada.status == "ok" and ada.total == ada.max_total, ada.feedback
+    kernel = set(solution.metadata["workbook"]["kernel_functions"])
+    model_tests = [
+        nbgrader_meta(c)["grade_id"]
+        for c in solution.cells
+        if nbgrader_meta(c).get("grade") and kernel & free_names(c.source)
+    ]
+    assert model_tests, "a lab with kernel_functions has tests that call them"
+    assert all(bob.scores[t] == 0 for t in model_tests), bob.scores
