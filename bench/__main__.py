@@ -3,6 +3,7 @@
     make bench                      # everything (about 10-15 min on 2 cores)
     python -m bench --only notebooks/01_sequences_and_rnns.ipynb
     python -m bench --skip-grading
+    python -m bench --only solutions/lab06_ecg_anomalies.ipynb --merge   # a new notebook
 
 For every chapter and solution notebook: wall time of a fresh top-to-bottom run
 in full mode and in FAST mode, against its budget, and every line the notebook
@@ -90,12 +91,54 @@ def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | 
     return seconds, metrics_in(notebook_text(run)), error
 
 
+def render(record: dict) -> str:
+    """RESULTS.md from the record RESULTS.json holds."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured by `make bench` on {record['date']}.",
+        "",
+        f"Machine: {record['machine']}.",
+        "",
+        "## Notebook run times (fresh kernel, top to bottom)",
+        "",
+        "| notebook | full mode | budget | FAST mode | budget | |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for rel, t in sorted(record["notebooks"].items()):
+        b_full, b_fast = budget(rel)
+        full, fast = t["full_s"], t["fast_s"]
+        status = record.get("errors", {}).get(rel) or (
+            "ok" if full <= b_full and (fast is None or fast <= b_fast) else "over budget"
+        )
+        fast_s = "-" if fast is None else f"{fast:.1f} s"
+        lines.append(f"| {rel} | {full:.1f} s | {b_full} s | {fast_s} | {b_fast} s | {status} |")
+    if record["metrics"]:
+        lines += [
+            "",
+            "## Targets printed by the notebooks (full mode)",
+            "",
+            "| notebook: metric | value |",
+            "| --- | ---: |",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in sorted(record["metrics"].items())]
+    if record.get("grading"):
+        lines += ["", "## Grading throughput", ""]
+        lines += [f"- {k}: {v}" for k, v in record["grading"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", nargs="*", help="notebooks to measure (default: all)")
     parser.add_argument("--skip-grading", action="store_true")
     parser.add_argument("--skip-fast", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those notebooks' rows in RESULTS.md/.json, keep the rest",
+    )
     args = parser.parse_args(argv)
 
     paths = (
@@ -132,44 +175,35 @@ def main(argv=None) -> int:
         grading = grading.measure()
         print(f"grading: {json.dumps(grading)}", flush=True)
 
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Measured by `make bench` on {dt.date.today().isoformat()}.",
-        "",
-        f"Machine: {machine()}.",
-        "",
-        "## Notebook run times (fresh kernel, top to bottom)",
-        "",
-        "| notebook | full mode | budget | FAST mode | budget | |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for rel, full, b_full, fast, b_fast, status in rows:
-        fast_s = "-" if fast is None else f"{fast:.1f} s"
-        lines.append(f"| {rel} | {full:.1f} s | {b_full} s | {fast_s} | {b_fast} s | {status} |")
-    if metrics:
-        lines += [
-            "",
-            "## Targets printed by the notebooks (full mode)",
-            "",
-            "| notebook: metric | value |",
-            "| --- | ---: |",
-        ]
-        lines += [f"| {k} | {v} |" for k, v in sorted(metrics.items())]
-    if grading:
-        lines += ["", "## Grading throughput", ""]
-        lines += [f"- {k}: {v}" for k, v in grading.items()]
-    out = Path(args.out)
-    if args.only:  # a partial run does not overwrite the full table
-        out = out.with_name("RESULTS-partial.md")
-    out.write_text("\n".join(lines) + "\n")
     record = {
         "date": dt.date.today().isoformat(),
         "machine": machine(),
         "notebooks": timings,
         "metrics": metrics,
         "grading": grading,
+        "errors": {rel: status for rel, *_, status in rows if status not in ("ok", "over budget")},
     }
+    out = Path(args.out)
+    if args.only and args.merge:  # a new or changed notebook measured alone, merged in
+        old = json.loads(out.with_suffix(".json").read_text())
+        measured = {Path(rel).stem for rel in timings}
+        record = {
+            **record,
+            "date": f"{old['date']}; {record['date']} for {', '.join(sorted(timings))}",
+            "notebooks": {**old["notebooks"], **timings},
+            "metrics": {
+                **{k: v for k, v in old["metrics"].items() if k.split(": ")[0] not in measured},
+                **metrics,
+            },
+            "grading": grading or old.get("grading"),
+            "errors": {
+                **{k: v for k, v in old.get("errors", {}).items() if k not in timings},
+                **record["errors"],
+            },
+        }
+    elif args.only:  # a partial run does not overwrite the full table
+        out = out.with_name("RESULTS-partial.md")
+    out.write_text(render(record))
     out.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 1 if failed else 0
