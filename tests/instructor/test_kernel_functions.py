@@ -141,6 +141,18 @@ def test_without_the_metadata_the_function_server_lacks_the_trained_state(traine
         _grade(trained, tmp_path, ada=filled(trained["starter"], trained["solution"]))
 
 
+def test_make_check_calls_kernel_functions_in_the_kernel(trained, tmp_path):
+    """``make check`` reads the lab's kernel_functions from the student's notebook too."""
+    from utils.instructor import check
+
+    path = tmp_path / "lab98_trained.ipynb"
+    nbformat.write(filled(trained["starter"], trained["solution"]), path)
+    lines = []
+    code = check.check(path, LIMITS, out=lines.append)
+    text = "\n".join(lines)
+    assert code == 0 and "PASS  test_predict" in text, text
+
+
 TRAINED_LABS = [
     p
     for p in sorted((ROOT / "solutions").glob("lab*.ipynb"))

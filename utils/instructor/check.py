@@ -38,7 +38,9 @@ def lab_spec(nb) -> dict:
         for c in cells
         if c.cell_type == "code" and _meta(c).get("solution") and _meta(c).get("grade_id")
     )
-    forbid = sorted({*nb.metadata.get("workbook", {}).get("forbid", []), "utils.checks"})
+    rules = nb.metadata.get("workbook", {})
+    forbid = sorted({*rules.get("forbid", []), "utils.checks"})
+    kernel_functions = sorted(n for n in rules.get("kernel_functions", []) if isinstance(n, str))
     setup = next((c.source for c in cells if c.cell_type == "code"), "")
     exercises = {
         i for i, c in enumerate(cells) if c.cell_type == "code" and _meta(c).get("solution")
@@ -51,6 +53,7 @@ def lab_spec(nb) -> dict:
         "tests": tests,
         "setup": setup,
         "functions": functions,
+        "kernel_functions": kernel_functions,
         "forbid": {"*": forbid},
         "cell_limits": {},
     }
