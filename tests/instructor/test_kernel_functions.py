@@ -182,3 +182,20 @@ def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path,
     ]
     assert model_tests, "a lab with kernel_functions has tests that call them"
     assert all(bob.scores[t] == 0 for t in model_tests), bob.scores
+
+
+def test_the_datasets_a_lab_loads_are_fetched_before_the_sandbox_starts(monkeypatch):
+    """In the sandbox the data cache is read-only: the worker fetches what the notebook
+    names first (a name the registry does not know is left to the notebook's own error)."""
+    from utils.instructor.sandbox import worker
+
+    cells = [
+        v4.new_code_cell('ecg = load_dataset("ecg5000")\nx = load_dataset( "airline" )'),
+        v4.new_markdown_cell('load_dataset("imdb")'),
+        v4.new_code_cell("load_dataset(name)  # not a literal: not known before the run"),
+    ]
+    assert worker.datasets_in(cells) == ["airline", "ecg5000"]
+    fetched = []
+    monkeypatch.setattr("utils.data.fetch", lambda name, **kw: fetched.append((name, kw)))
+    worker.prefetch(["ecg5000", "no-such-dataset"])
+    assert fetched == [("ecg5000", {"fetch_optional": False, "progress": False})]

@@ -340,3 +340,22 @@ def test_sgd_pairs_rule():
         "USER: 8 pm.",
     ]
     assert rows[2]["response"] == "Done." and {r["service"] for r in rows} == {"Restaurants_1"}
+
+
+def test_a_cache_where_no_lock_can_be_taken_still_serves_what_it_holds(dirs, monkeypatch):
+    """Inside the grader's sandbox the cache is read-only and so is its lock folder: a
+    missing optional file is simply absent (ECG5000's test file), a missing required one
+    gets the message that says why, and nothing waits for a lock."""
+    from filelock import FileLock
+
+    cache, mirror = dirs
+    spec = parquet_spec(mirror)
+    optional = replace(spec, path="toy/optional.parquet", required=False)
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "the grader's sandbox does not allow writing", self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", read_only)
+    assert fetch_file("toy", optional, progress=False) is None
+    with pytest.raises(DataError, match="cannot write to the data cache"):
+        fetch_file("toy", spec, progress=False)

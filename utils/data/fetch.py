@@ -25,7 +25,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from utils import env
 from utils.data import upstream as net
@@ -172,10 +172,14 @@ def fetch_file(name: str, spec: FileSpec, *, cache: Path | None = None, use_upst
         except VerificationError as err:
             bad = err  # checked again under the lock, then reported
     lock_dir = (cache or cache_dir()) / ".locks"
+    lock = FileLock(lock_dir / f"{name}.lock", timeout=LOCK_TIMEOUT)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as err:  # a read-only cache (e.g. inside the grader's sandbox)
         if not spec.required:
             return None
         why = f"the cached copy is not usable ({bad}), and " if bad else ""
@@ -185,7 +189,7 @@ def fetch_file(name: str, spec: FileSpec, *, cache: Path | None = None, use_upst
             "Fix: set WORKBOOK_DATA to a writable folder"
             + (", or replace the bad file with a good copy." if bad else ".")
         ) from err
-    with FileLock(lock_dir / f"{name}.lock", timeout=LOCK_TIMEOUT):
+    try:
         for stale in dest.parent.glob(f".{dest.name}*.part-*"):  # left by a crashed run
             stale.unlink(missing_ok=True)
         if dest.exists() or dest.is_symlink():
@@ -220,6 +224,8 @@ def fetch_file(name: str, spec: FileSpec, *, cache: Path | None = None, use_upst
                 attempts.append((label, err))
             finally:
                 tmp.unlink(missing_ok=True)
+    finally:
+        lock.release()
     if not spec.required:
         if fetch_optional:
             warnings.warn(f"{name}: optional file {spec.path} is not available "

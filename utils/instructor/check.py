@@ -18,7 +18,7 @@ from pathlib import Path
 
 from utils.instructor.sandbox import isolation
 from utils.instructor.sandbox.remote import function_sources
-from utils.instructor.sandbox.worker import Limits, grade_unit, limits_dict
+from utils.instructor.sandbox.worker import Limits, datasets_in, grade_unit, limits_dict
 
 
 def _meta(cell) -> dict:
@@ -54,6 +54,7 @@ def lab_spec(nb) -> dict:
         "setup": setup,
         "functions": functions,
         "kernel_functions": kernel_functions,
+        "datasets": datasets_in(cells),
         "forbid": {"*": forbid},
         "cell_limits": {},
     }

@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from utils.instructor.assemble import GradedNotebook, Lab
 from utils.instructor.sandbox.remote import function_sources
-from utils.instructor.sandbox.worker import Limits, grade_unit, limits_dict
+from utils.instructor.sandbox.worker import Limits, datasets_in, grade_unit, limits_dict
 
 
 def lab_spec(lab: Lab, graded: GradedNotebook, cell_limits: dict[int, float]) -> dict:
@@ -45,6 +45,7 @@ def lab_spec(lab: Lab, graded: GradedNotebook, cell_limits: dict[int, float]) ->
         "setup": lab.setup_source,
         "functions": sorted(lab.exercises),
         "kernel_functions": lab.kernel_functions,
+        "datasets": datasets_in(lab.template.cells),
         "forbid": forbid,
         "cell_limits": {str(i): s for i, s in cell_limits.items()},
     }

@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -62,6 +63,24 @@ def _alarm(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+DATASET = re.compile(r"""load_dataset\(\s*["']([A-Za-z0-9_.-]+)["']""")
+
+
+def datasets_in(cells: list) -> list[str]:
+    """The datasets a notebook's code cells load by name (``load_dataset("ecg5000")``)."""
+    return sorted({m for c in cells if c.cell_type == "code" for m in DATASET.findall(c.source)})
+
+
+def prefetch(names: list[str]) -> None:
+    """Bring the datasets ``names`` into the data cache, here, before the sandbox starts:
+    in there the cache is read-only. Raises ``DataError`` for one that cannot be had."""
+    from utils.data import REGISTRY, fetch
+
+    for name in names:
+        if name in REGISTRY:  # a name the registry does not know fails in the notebook itself
+            fetch(name, fetch_optional=False, progress=False)
+
+
 def _first_error(outputs: list) -> dict | None:
     for o in outputs:
         if o.get("output_type") == "error":
@@ -98,6 +117,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     forbid = lab.get("forbid", {})
     functions = set(lab.get("functions", []))
     kernel_functions = set(lab.get("kernel_functions", []))
+    prefetch(lab.get("datasets", []))
     private, home, fhome = folder / "private", folder / "work", folder / "functions"
     for p in (private / "kernels" / KERNEL_NAME, private / "rt", home, fhome):
         p.mkdir(parents=True, exist_ok=True)
