@@ -9,10 +9,13 @@ figure, a tqdm progress bar, a figure). A screenshot of each notebook goes to
 ``tests/ui/screenshots/<name>.png``.
 
 A new chapter or lab is covered by adding one line to ``NOTEBOOKS``.
-Run with ``make test-ui``.
+Run with ``make test-ui``; ``WORKBOOK_UI_ONLY=lab06 make test-ui`` opens only the
+notebooks whose path contains ``lab06`` (and the self-test).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -30,6 +33,7 @@ NOTEBOOKS = [
     Notebook("notebooks/09_rnns_today.ipynb"),
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
     Notebook("solutions/lab02_lstm_gru_from_scratch.ipynb"),
+    Notebook("solutions/lab06_ecg_anomalies.ipynb", expects_progress=True),
 ]
 
 CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progress=True)
@@ -40,12 +44,18 @@ CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progr
 def reports(browser, lab):
     """Run every notebook at once (one page each); a report per notebook path."""
     fixtures.write(fixtures.ui_check_notebook(), lab.root / CHECKS.path)
-    present = [nb for nb in NOTEBOOKS if (ROOT / nb.path).is_file()]
+    present = [nb for nb in NOTEBOOKS if (ROOT / nb.path).is_file() and _selected(nb)]
     return check_notebooks(browser, lab, [*present, CHECKS])
+
+
+def _selected(notebook: Notebook) -> bool:
+    return os.environ.get("WORKBOOK_UI_ONLY", "") in notebook.path
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda nb: nb.name)
 def test_notebook_in_jupyterlab(notebook, reports):
+    if not _selected(notebook):
+        pytest.skip("not selected by WORKBOOK_UI_ONLY")
     if notebook.path not in reports:
         pytest.fail(
             f"{notebook.path} does not exist, but NOTEBOOKS in tests/ui/test_ui.py lists it",
