@@ -178,7 +178,7 @@ def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path,
     model_tests = [
         nbgrader_meta(c)["grade_id"]
         for c in solution.cells
-        if nbgrader_meta(c).get("grade") and kernel & free_names(c.source)
+        if c.cell_type == "code" and nbgrader_meta(c).get("grade") and kernel & free_names(c.source)
     ]
     assert model_tests, "a lab with kernel_functions has tests that call them"
     assert all(bob.scores[t] == 0 for t in model_tests), bob.scores
