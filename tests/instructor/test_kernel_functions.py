@@ -196,6 +196,6 @@ def test_the_datasets_a_lab_loads_are_fetched_before_the_sandbox_starts(monkeypa
     ]
     assert worker.datasets_in(cells) == ["airline", "ecg5000"]
     fetched = []
-    monkeypatch.setattr("utils.data.fetch", lambda name, **kw: fetched.append((name, kw)))
+    monkeypatch.setattr("utils.data.download.fetch", lambda name, **kw: fetched.append((name, kw)))
     worker.prefetch(["ecg5000", "no-such-dataset"])
     assert fetched == [("ecg5000", {"fetch_optional": False, "progress": False})]

@@ -66,7 +66,7 @@ def test_one_flag_reader_for_every_switch(monkeypatch, value, expected):
 
 def test_one_cache_folder_helper(monkeypatch, tmp_path):
     from utils import env
-    from utils.data.fetch import cache_dir
+    from utils.data.download import cache_dir
 
     monkeypatch.setenv("WORKBOOK_DATA", "")
     assert env.data_dir() == cache_dir() == env.ROOT / "data"  # empty means the default

@@ -39,7 +39,7 @@ from utils.data import (
     get_spec,
     load_dataset,
 )
-from utils.data.fetch import fetch_file
+from utils.data.download import fetch_file
 from utils.data.registry import Upstream
 from utils.data.verify import read_record, verify_file
 
@@ -359,3 +359,12 @@ def test_a_cache_where_no_lock_can_be_taken_still_serves_what_it_holds(dirs, mon
     assert fetch_file("toy", optional, progress=False) is None
     with pytest.raises(DataError, match="cannot write to the data cache"):
         fetch_file("toy", spec, progress=False)
+
+
+def test_utils_data_fetch_is_the_function_whatever_was_imported_before():
+    """The module that fetches is ``utils.data.download``: were it ``utils.data.fetch``,
+    importing it would replace the function ``utils.data.fetch`` by the module."""
+    import utils.data
+    import utils.data.download
+
+    assert utils.data.fetch is utils.data.download.fetch and callable(utils.data.fetch)

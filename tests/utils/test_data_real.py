@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from utils.data import REGISTRY, load_dataset
-from utils.data.fetch import cache_dir
+from utils.data.download import cache_dir
 
 
 def _source_for(name: str) -> Path | None:

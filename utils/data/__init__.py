@@ -8,7 +8,7 @@ In a notebook::
 
 From a shell: ``make data`` (fetch everything), ``python -m utils.data status``,
 ``python -m utils.data verify``. Where the data comes from and in which order:
-:mod:`utils.data.fetch`; what each name returns: :mod:`utils.data.loaders`;
+:mod:`utils.data.download`; what each name returns: :mod:`utils.data.loaders`;
 the datasets themselves: :mod:`utils.data.registry` and ``data/README.md``.
 
 Modules: ``registry`` (one entry per dataset), ``verify`` (file checks),
@@ -38,8 +38,8 @@ from utils.data.registry import REGISTRY, get_spec
 # The rest needs NumPy, pandas or torch: imported on first use, so the registry
 # (and ``python -m utils.data status``) loads without them.
 _LAZY = {
-    "cache_dir": "utils.data.fetch",
-    "fetch": "utils.data.fetch",
+    "cache_dir": "utils.data.download",
+    "fetch": "utils.data.download",
     "load_dataset": "utils.data.loaders",
     **dict.fromkeys(
         ("EOS", "PAD", "SOS", "UNK", "BucketBatchSampler", "Vocab", "pad_collate",

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from utils.data.errors import DataError, SourceError
-from utils.data.fetch import cache_dir, fetch, mirror_location
+from utils.data.download import cache_dir, fetch, mirror_location
 from utils.data.registry import REGISTRY, get_spec
 from utils.data.report import status_table
 

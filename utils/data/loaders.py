@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from utils.data.errors import CorruptFileError
-from utils.data.fetch import fetch
+from utils.data.download import fetch
 from utils.data.registry import get_spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from utils.data.errors import DataError, SourceError
-from utils.data.fetch import cache_dir, package_file
+from utils.data.download import cache_dir, package_file
 from utils.data.registry import DATASETS, REGISTRY, DatasetSpec
 from utils.data.verify import verify_file
 

@@ -1,6 +1,6 @@
 """Downloads from the network: plain URLs (urllib), the Hugging Face Hub, and the
 Schema-Guided Dialogue builder. Every function writes to a path it is given
-(a temporary file); :mod:`utils.data.fetch` verifies and renames it.
+(a temporary file); :mod:`utils.data.download` verifies and renames it.
 
 Offline fails fast: :func:`check_online` refuses at once when ``HF_HUB_OFFLINE``,
 ``HF_DATASETS_OFFLINE`` or ``WORKBOOK_OFFLINE`` is set, and otherwise opens one

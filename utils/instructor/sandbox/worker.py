@@ -74,7 +74,8 @@ def datasets_in(cells: list) -> list[str]:
 def prefetch(names: list[str]) -> None:
     """Bring the datasets ``names`` into the data cache, here, before the sandbox starts:
     in there the cache is read-only. Raises ``DataError`` for one that cannot be had."""
-    from utils.data import REGISTRY, fetch
+    from utils.data.download import fetch
+    from utils.data.registry import REGISTRY
 
     for name in names:
         if name in REGISTRY:  # a name the registry does not know fails in the notebook itself
