@@ -36,10 +36,13 @@ CHECKPOINT_DIR = ROOT / "checkpoints"
 def pick(full, fast):
     """Return ``fast`` in FAST mode and ``full`` otherwise.
 
+    Reads ``WORKBOOK_FAST`` at each call, so the grader's tests agree with the kernel
+    they grade (the grader sets it for the mode it runs in).
+
     >>> pick(full=30, fast=2) in (30, 2)
     True
     """
-    return fast if FAST else full
+    return fast if env.fast() else full
 
 
 def seed_everything(seed: int = 0) -> None:

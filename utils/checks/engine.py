@@ -58,6 +58,17 @@ class Cause(NamedTuple):
     explanation: str
 
 
+def keeps_graph(fn: Callable) -> bool:
+    """Whether a tensor ``fn`` returns can carry its autograd graph back to the check.
+
+    True for a function called here; False for the grader's stand-in of a student's
+    function, which runs in another process and returns data only. A check then
+    grades the values and leaves "is the result still connected to its inputs?" to
+    the notebook, where it runs on the student's own function.
+    """
+    return getattr(fn, "carries_autograd", True)
+
+
 def describe(x) -> str:
     """``"ndarray (3, 4)"`` or the type's name: how a value is named in a message."""
     if hasattr(x, "shape"):

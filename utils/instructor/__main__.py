@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a lab cell may run this many times the solution's time for it, if longer (10)",
     )
     p.add_argument("--total-timeout", type=float, default=1800, help="seconds per notebook")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory cap per kernel (MiB)")
+    p.add_argument("--memory-mb", type=int, default=8192, help="memory cap per kernel (MiB)")
     p.add_argument("--fast", action="store_true", help="run submissions in FAST mode")
     p.add_argument(
         "--scheduler", default=None, help="grade on a Dask cluster: tcp://host:8786 (default: here)"

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "lab", type=Path, help="your lab notebook, e.g. labs/lab01_rnn_from_scratch.ipynb"
     )
     p.add_argument("--cell-timeout", type=float, default=600, help="seconds per cell (600)")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory cap of the kernel (MiB)")
+    p.add_argument("--memory-mb", type=int, default=8192, help="memory cap of the kernel (MiB)")
     p.add_argument("--allow-unisolated", action="store_true", help="run without a sandbox")
     args = p.parse_args(argv)
     limits = Limits(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb, fast=env.fast())

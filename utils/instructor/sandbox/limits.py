@@ -15,8 +15,10 @@ class Limits:
     cell_factor: float = 10.0
     total_timeout: float = 1800.0
     """seconds the whole notebook may run"""
-    memory_mb: int = 4096
-    """address-space cap of the kernel (RLIMIT_AS) and resident-memory cap (MiB)"""
+    memory_mb: int = 8192
+    """address-space cap of the kernel (RLIMIT_AS) and resident-memory cap (MiB); torch
+    reserves far more address space than it uses (Lab 7's tagger, 2 GB resident, cannot
+    allocate under a 4096 MiB address-space cap)"""
     fast: bool = False
     """run the kernel in FAST mode (``WORKBOOK_FAST=1``)"""
     processes: int = 4096

@@ -201,6 +201,10 @@ def _exception(error: dict) -> BaseException:
 class RemoteFunction:
     """Stands for the student's function ``name``, which lives in the sandboxed kernel."""
 
+    carries_autograd = False
+    """what it returns is data: a tensor comes back without the graph that made it
+    (a check reads this through :func:`utils.checks.engine.keeps_graph`)"""
+
     def __init__(self, server: FunctionServer | KernelCalls, name: str, params: list[str]):
         self._server, self.__name__, self.__qualname__ = server, name, name
         self.__signature__ = inspect.Signature(

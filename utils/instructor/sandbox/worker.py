@@ -82,6 +82,20 @@ def prefetch(names: list[str]) -> None:
             fetch(name, fetch_optional=False, progress=False)
 
 
+@contextlib.contextmanager
+def _fast_mode(fast: bool):
+    """``WORKBOOK_FAST`` of this process set as the kernel's, for the tests run here."""
+    old = os.environ.get("WORKBOOK_FAST")
+    os.environ["WORKBOOK_FAST"] = "1" if fast else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("WORKBOOK_FAST", None)
+        else:
+            os.environ["WORKBOOK_FAST"] = old
+
+
 def _first_error(outputs: list) -> dict | None:
     for o in outputs:
         if o.get("output_type") == "error":
@@ -275,6 +289,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
             (private / "kernel.log").open("w") as log,  # what the kernel process itself prints
             client.setup_kernel(stdout=log, stderr=log),
             fresh_inputs(salt),
+            _fast_mode(limits.fast),  # a test's pick(full=..., fast=...) agrees with the kernel
         ):
             watchdog = _Watchdog(client.km.provisioner.pid, limits)
             watchdog.also = lambda: [server.proc.pid] if server.proc is not None else []
