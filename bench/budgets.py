@@ -29,6 +29,7 @@ BUDGETS: dict[str, Budget] = {
     "solutions/lab01_rnn_from_scratch.ipynb": Budget(full=60, fast=45),
     "solutions/lab02_lstm_gru_from_scratch.ipynb": Budget(full=120, fast=45),
     "solutions/lab06_ecg_anomalies.ipynb": Budget(full=600, fast=60),
+    "solutions/lab07_ner_and_forecasting.ipynb": Budget(full=600, fast=60),
 }
 
 

@@ -169,7 +169,7 @@ def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path,
     solution = nbformat.read(path, as_version=4)
     write(tmp_path / "subs", "ada", path.name, filled(starter, solution))
     write(tmp_path / "subs", "bob", path.name, starter)
-    limits = Limits(cell_timeout=120, total_timeout=900, memory_mb=4096, fast=True)
+    limits = Limits(cell_timeout=120, total_timeout=900, fast=True)
     results = grade.grade(tmp_path / "subs", tmp_path / "out", limits=limits, log=lambda *_: None)
     got = {r.student: r for r in results if r.lab == path.name}
     ada, bob = got["ada"], got["bob"]
@@ -199,3 +199,19 @@ def test_the_datasets_a_lab_loads_are_fetched_before_the_sandbox_starts(monkeypa
     monkeypatch.setattr("utils.data.download.fetch", lambda name, **kw: fetched.append((name, kw)))
     worker.prefetch(["ecg5000", "no-such-dataset"])
     assert fetched == [("ecg5000", {"fetch_optional": False, "progress": False})]
+
+
+def test_the_tests_pick_the_mode_the_kernel_runs_in(monkeypatch):
+    """A test's ``pick(full=..., fast=...)`` (Lab 7's F1 threshold) follows the grading
+    run's mode, whatever the grader's own environment says."""
+    from utils.config import pick
+    from utils.instructor.sandbox import worker
+
+    monkeypatch.setenv("WORKBOOK_FAST", "0")
+    with worker._fast_mode(True):
+        assert pick(full=0.70, fast=0.30) == 0.30
+    assert pick(full=0.70, fast=0.30) == 0.70
+    monkeypatch.delenv("WORKBOOK_FAST")
+    with worker._fast_mode(False):
+        assert pick(full=0.70, fast=0.30) == 0.70
+    assert "WORKBOOK_FAST" not in __import__("os").environ

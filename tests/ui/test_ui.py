@@ -34,6 +34,7 @@ NOTEBOOKS = [
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
     Notebook("solutions/lab02_lstm_gru_from_scratch.ipynb"),
     Notebook("solutions/lab06_ecg_anomalies.ipynb", expects_progress=True),
+    Notebook("solutions/lab07_ner_and_forecasting.ipynb"),  # its bars close after training
 ]
 
 CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progress=True)
