@@ -85,9 +85,12 @@ def test_importing_utils_imports_no_torch():
 
 
 def test_pick_follows_fast_mode(monkeypatch):
-    monkeypatch.setattr(config, "FAST", True)
+    """``pick`` reads WORKBOOK_FAST at each call (the grader sets it for its tests)."""
+    monkeypatch.setenv("WORKBOOK_FAST", "1")
     assert config.pick(full=10, fast=1) == 1
-    monkeypatch.setattr(config, "FAST", False)
+    monkeypatch.setenv("WORKBOOK_FAST", "0")
+    assert config.pick(full=10, fast=1) == 10
+    monkeypatch.delenv("WORKBOOK_FAST")
     assert config.pick(full=10, fast=1) == 10
 
 
