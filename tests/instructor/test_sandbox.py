@@ -149,6 +149,36 @@ def test_forbidden_modules_are_not_there_for_the_students_functions(tmp_path):
         server.close()
 
 
+def test_a_forbidden_course_module_is_hidden_alone_not_all_of_utils(tmp_path):
+    # Lab 5 forbids Chapter 7's attention module (its exercises are that code) and
+    # nothing else of utils: the rest of utils.models must stay importable.
+    from utils.env import ROOT
+    from utils.instructor.sandbox.commands import forbidden_dirs
+
+    hidden = forbidden_dirs(["utils.models.attention", "utils.checks"])
+    assert ROOT / "utils" / "models" / "attention.py" in hidden
+    assert ROOT / "utils" / "checks" in hidden and ROOT / "utils" not in hidden
+    assert ROOT / "utils" / "models" not in hidden
+    sources = [
+        "def chapter7(x):\n    from utils.models.attention import masked_softmax\n    return x",
+        "def by_file(x):\n    import utils.models as m, os\n"
+        "    path = os.path.join(os.path.dirname(m.__file__), 'attention.py')\n"
+        "    return open(path).read()[:10]",
+        "def chapter5(x):\n    from utils.models.masking import length_mask\n"
+        "    return length_mask(torch.tensor([x]), 2).tolist()",
+    ]
+    tmp_path.chmod(0o711)  # as the grader's folders: torch's import needs a usable tempdir
+    server = _server(tmp_path, sources, forbid=("utils.models.attention", "utils.checks"))
+    try:
+        with pytest.raises(ModuleNotFoundError, match="may not use utils.models.attention"):
+            RemoteFunction(server, "chapter7", ["x"])(1)
+        with pytest.raises(PermissionError, match="does not allow"):
+            RemoteFunction(server, "by_file", ["x"])(1)
+        assert RemoteFunction(server, "chapter5", ["x"])(1) == [[True, False]]
+    finally:
+        server.close()
+
+
 def test_a_function_that_loops_or_crashes_costs_its_test_only(tmp_path):
     import time
 

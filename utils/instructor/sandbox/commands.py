@@ -21,15 +21,22 @@ RELATED = {"torch": ("functorch", "torchgen")}
 
 
 def forbidden_dirs(forbid: list[str]) -> list[Path]:
-    """The folders to hide so that the modules ``forbid`` names are not there at all."""
+    """The folders (or, for a module of ``utils``, the file) to hide so that the modules
+    ``forbid`` names are not there at all: bubblewrap lays an empty folder over a folder,
+    the audit policy refuses to open a file."""
     import importlib.util
 
     from utils.env import ROOT
 
     dirs = []
     for name in forbid:
-        if name == "utils.checks":
-            dirs.append(ROOT / "utils" / "checks")
+        if name.startswith("utils."):  # one module of the course's own package, not all of utils
+            path = ROOT.joinpath(*name.split("."))
+            if path.is_dir():
+                dirs.append(path)
+            else:  # the source and the bytecode Python caches of it
+                source = path.with_suffix(".py")
+                dirs += [source, Path(importlib.util.cache_from_source(str(source)))]
             continue
         for top in (name.split(".")[0], *RELATED.get(name.split(".")[0], ())):
             try:
@@ -87,6 +94,7 @@ def _sandbox_command(
         "MPLCONFIGDIR": str(home / ".matplotlib"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "HOME": str(home),
+        "TMPDIR": str(home),  # tempfile (dill: torch imports it) needs a writable folder
         "LANG": "C.UTF-8",
         "PATH": "/usr/local/bin:/usr/bin:/bin",
     }
@@ -102,7 +110,8 @@ def _sandbox_command(
         [sys.executable, "-m", f"wbsandbox.{module}", *args],
         read_only=readable + ([exports] if functions else []),
         writable=[home, *([] if functions else [exports]), *writable],
-        hidden=[ROOT / d for d in INSTRUCTOR_ONLY] + (forbidden_dirs(forbid) if functions else []),
+        hidden=[ROOT / d for d in INSTRUCTOR_ONLY]
+        + ([d for d in forbidden_dirs(forbid) if d.is_dir()] if functions else []),
         mounts=[(PACKAGE_DIR, f"{MOUNT}/wbsandbox")],
         cwd=home,
         env=process_env,

@@ -116,11 +116,12 @@ def python_of(source: str) -> str | None:
     return "\n".join(keep)
 
 
-def run_statements(ns: dict, source: str, label: str) -> str | None:
+def run_statements(ns: dict, source: str, label: str, *, independent: bool = False) -> str | None:
     """Run ``source`` statement by statement. A statement that fails only because the
     function server is not the notebook (an import the lab forbids here, a name from a cell
-    it does not load) is skipped; any other error stops the cell, as in the notebook.
-    Returns what failed first, or None."""
+    it does not load) is skipped; any other error stops the cell, as in the notebook, unless
+    the statements are ``independent`` (the setup's imports: one that cannot run here, for
+    whatever reason, leaves the others to run). Returns what failed first, or None."""
     first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")[:60]
     code = python_of(source)
     if code is None:
@@ -137,7 +138,7 @@ def run_statements(ns: dict, source: str, label: str) -> str | None:
             if isinstance(e, KeyboardInterrupt):
                 raise
             failed = failed or f"the cell `{first}` raised {type(e).__name__}: {e}"
-            if not isinstance(e, ImportError | NameError):
+            if not (independent or isinstance(e, ImportError | NameError)):
                 break  # as in the notebook: the rest of the cell never ran
             # An import of a module the lab forbids, or a name from a cell the server
             # does not load: it worked in the notebook, so the definitions after it count.
@@ -149,7 +150,7 @@ def load(ns: dict, setup: str, sources: list[str]) -> list[str]:
     each statement on its own; returns which of the sources failed, and why."""
     run_statements(ns, "\n".join(
         ast.unparse(n) for n in setup_imports(setup)
-    ), "<setup>")  # fmt: skip
+    ), "<setup>", independent=True)  # fmt: skip
     failed = []
     for i, source in enumerate(sources):
         why = run_statements(ns, source, f"<cell {i}>")
