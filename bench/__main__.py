@@ -4,6 +4,7 @@
     python -m bench --only notebooks/01_sequences_and_rnns.ipynb
     python -m bench --skip-grading
     python -m bench --only solutions/lab06_ecg_anomalies.ipynb --merge   # a new notebook
+    python -m bench --only solutions/lab05_neural_machine_translation.ipynb --merge --store
 
 For every chapter and solution notebook: wall time of a fresh top-to-bottom run
 in full mode and in FAST mode, against its budget, and every line the notebook
@@ -35,6 +36,7 @@ import torch
 from bench.budgets import budget
 from utils.instructor.execute import run_notebook
 from utils.instructor.exports import write_reference_exports
+from utils.instructor.notebook import clean_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = re.compile(r"^\[metric\] (?P<name>[^:\n]+): (?P<value>\S.*?)\s*$", re.M)
@@ -71,12 +73,17 @@ def machine() -> str:
     )
 
 
-def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | None]:
+def time_notebook(
+    path: Path, fast: bool, *, store: bool = False
+) -> tuple[float, dict[str, str], str | None]:
+    """Seconds of a fresh run, its ``[metric]`` lines, and its error (or None). ``store``:
+    write the run's outputs back to ``path`` when it succeeded (what ``make execute``
+    stores; a notebook that trains for many minutes need not run twice)."""
     nb = nbformat.read(path, as_version=4)
     run = copy.deepcopy(nb)
     for cell in run.cells:
         if cell.cell_type == "code":
-            cell.outputs = []
+            cell.outputs, cell.execution_count = [], None
     error = None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +95,8 @@ def time_notebook(path: Path, fast: bool) -> tuple[float, dict[str, str], str | 
         except Exception as e:  # noqa: BLE001 - report, keep measuring the rest
             error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     seconds = time.perf_counter() - start
+    if store and error is None:
+        nbformat.write(clean_metadata(run), path)
     return seconds, metrics_in(notebook_text(run)), error
 
 
@@ -139,7 +148,15 @@ def main(argv=None) -> int:
         action="store_true",
         help="with --only: replace those notebooks' rows in RESULTS.md/.json, keep the rest",
     )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="with --only: also store the full-mode run's outputs in the notebook (as make "
+        "execute does)",
+    )
     args = parser.parse_args(argv)
+    if args.store and not args.only:
+        parser.error("--store needs --only (the notebooks whose outputs to replace)")
 
     paths = (
         [Path(p).resolve() for p in args.only]
@@ -151,7 +168,7 @@ def main(argv=None) -> int:
     rows, metrics, timings, failed = [], {}, {}, False
     for path in paths:
         rel = path.relative_to(ROOT).as_posix()
-        full, found, error = time_notebook(path, fast=False)
+        full, found, error = time_notebook(path, fast=False, store=args.store)
         fast = None if args.skip_fast else time_notebook(path, fast=True)[0]
         b_full, b_fast = budget(rel)
         ok = error is None and full <= b_full and (fast is None or fast <= b_fast)
