@@ -12,9 +12,10 @@ From a shell: ``make data`` (fetch everything), ``python -m utils.data status``,
 the datasets themselves: :mod:`utils.data.registry` and ``data/README.md``.
 
 Modules: ``registry`` (one entry per dataset), ``verify`` (file checks),
-``fetch`` (cache -> mirror -> upstream), ``upstream`` (network),
+``download`` (cache -> mirror -> upstream), ``upstream`` (network),
 ``loaders`` (files -> Python objects), ``text`` (tokenizers, Vocab, collate,
-bucketing), ``synthetic`` (stand-ins), ``report`` (status and verify tables).
+bucketing), ``translation`` (Lab 5's eng-fra pairs and held-out split),
+``synthetic`` (stand-ins), ``report`` (status and verify tables).
 """
 
 from utils.data.errors import (
