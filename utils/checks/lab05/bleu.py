@@ -11,7 +11,6 @@ n-grams up to 3, ...) come from a separate count of the n-grams, combined wrongl
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -32,18 +31,24 @@ def _sacrebleu(hyps, refs) -> float:
     return sacrebleu.corpus_bleu(hyps, [refs], tokenize="none", smooth_method="none").score
 
 
-def _counts(hyps, refs, *, clip=True, ref_totals=False):
-    """Matches and totals of the n-grams (n = 1..4), and the lengths c, r."""
-    correct, total, c, r = [0] * 4, [0] * 4, 0, 0
+def _stats(hyps, refs):
+    """sacrebleu's clipped matches and totals (n = 1..4) and the lengths c, r: the wrong
+    variants below are built from the reference's own statistics."""
+    s = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none", smooth_method="none")
+    return list(s.counts), list(s.totals), s.sys_len, s.ref_len
+
+
+def _unclipped(hyps, refs) -> list[int]:
+    """Matches without clipping: every hypothesis n-gram found anywhere in its reference."""
+    matches = [0] * 4
     for hyp, ref in zip(hyps, refs):
-        h, g = hyp.split(), ref.split()
-        c, r = c + len(h), r + len(g)
+        words, ref_words = hyp.split(), ref.split()
         for n in range(1, 5):
-            hg = Counter(tuple(h[i : i + n]) for i in range(len(h) - n + 1))
-            gg = Counter(tuple(g[i : i + n]) for i in range(len(g) - n + 1))
-            correct[n - 1] += sum(min(k, gg[x]) if clip else k * (gg[x] > 0) for x, k in hg.items())
-            total[n - 1] += max(len(g if ref_totals else h) - n + 1, 0)
-    return correct, total, c, r
+            seen = {tuple(ref_words[i : i + n]) for i in range(len(ref_words) - n + 1)}
+            matches[n - 1] += sum(
+                tuple(words[i : i + n]) in seen for i in range(len(words) - n + 1)
+            )
+    return matches
 
 
 def _combine(correct, total, c, r, *, orders=4, mean="geometric", bp="r/c", percent=100.0):
@@ -66,12 +71,14 @@ def _combine(correct, total, c, r, *, orders=4, mean="geometric", bp="r/c", perc
 
 
 def _variants(hyps, refs) -> list[tuple[float, str]]:
-    counts = _counts(hyps, refs)
+    counts = _stats(hyps, refs)
+    matches, totals, c, r = counts
+    ref_totals = _stats(refs, hyps)[1]  # hypotheses and references swapped: the references' n-grams
     sentence = [_sacrebleu([h], [g]) for h, g in zip(hyps, refs)]
     return [
         (_combine(*counts, bp="none"), "The brevity penalty is missing: multiply by "
          "exp(1 - r / c) when the hypotheses are shorter (c < r tokens in all)."),
-        (_combine(*_counts(hyps, refs, clip=False)), "The n-gram counts are not clipped: a "
+        (_combine(_unclipped(hyps, refs), totals, c, r), "The n-gram counts are not clipped: a "
          "hypothesis n-gram counts at most as often as it occurs in the reference."),
         (float(np.mean(sentence)), "It is the mean of the sentence BLEUs: corpus BLEU pools "
          "the n-gram counts and lengths of all sentences first."),
@@ -84,7 +91,7 @@ def _variants(hyps, refs) -> list[tuple[float, str]]:
          "are longer too: only when c < r."),
         (_combine(*counts, percent=1.0), "It is a fraction: return the score in percent "
          "(times 100), as sacrebleu does."),
-        (_combine(*_counts(hyps, refs, ref_totals=True)), "The precisions divide by the "
+        (_combine(matches, ref_totals, c, r), "The precisions divide by the "
          "references' n-grams: divide by the hypotheses' (that is what precision means)."),
     ]  # fmt: skip
 
