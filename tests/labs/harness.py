@@ -122,6 +122,12 @@ def edit(name: str, old: str, new: str) -> Builder:
     return lambda solution: solution.mutated(name, old, new)
 
 
+def text(name: str, old: str, new: str, check: str, words) -> Mutation:
+    """A mutation that replaces ``old`` by ``new`` in the solution and runs the check
+    ``check`` on the function of that name (which may call the changed function)."""
+    return Mutation(name, check, edit(check, old, new), words)
+
+
 def wrap(name: str, wrapper: Callable[[Callable], Callable]) -> Builder:
     """A builder: ``wrapper(correct function name)``."""
     return lambda solution: wrapper(solution[name])

@@ -25,6 +25,7 @@ from tests.labs.harness import (
     parametrize,
     run_mutation,
     solution_sources,
+    text,
     wrap,
 )
 from utils.checks import CheckError
@@ -109,12 +110,6 @@ def test_the_check_module_holds_no_answer():
 
 
 # ----------------------------------------------------------------------------- broken code is rejected
-
-
-def text(name: str, old: str, new: str, check: str, words: str) -> Mutation:
-    """A mutation that replaces ``old`` by ``new`` in the solution and runs the check
-    ``check`` on the function of that name (which may call the changed function)."""
-    return Mutation(name, check, edit(check, old, new), words)
 
 
 STEP = "h_t = np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)"

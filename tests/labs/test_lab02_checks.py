@@ -16,14 +16,13 @@ import pytest
 
 from tests.factories import ROOT
 from tests.labs.harness import (
-    Mutation,
     assert_accepts,
-    edit,
     garbage,
     load_solution,
     parametrize,
     run_mutation,
     solution_sources,
+    text,
 )
 from utils.checks import CheckError
 from utils.checks import lab02 as lc
@@ -103,10 +102,6 @@ def test_the_check_modules_hold_no_exercise():
             len((ROOT / "utils" / "checks" / "lab02" / f"{info.name}.py").read_text().splitlines())
             < 250
         )
-
-
-def text(name: str, old: str, new: str, check: str, words) -> Mutation:
-    return Mutation(name, check, edit(check, old, new), words)
 
 
 C_T = "c_t = f_t * c_prev + i_t * g_t"

@@ -26,10 +26,10 @@ from tests.labs.harness import (
     GARBAGE,
     Mutation,
     assert_accepts,
-    edit,
     load_solution,
     parametrize,
     run_mutation,
+    text,
     wrap,
 )
 from utils.checks import CheckError
@@ -181,10 +181,6 @@ def edits(name: str, *pairs: tuple[str, str]):
         return solution._execute(sources)[name]
 
     return build
-
-
-def text(name: str, old: str, new: str, check: str, words) -> Mutation:
-    return Mutation(name, check, edit(check, old, new), words)
 
 
 def _first_tensor(x):

@@ -24,11 +24,11 @@ from tests.labs.harness import (
     GARBAGE,
     Mutation,
     assert_accepts,
-    edit,
     garbage,
     load_solution,
     parametrize,
     run_mutation,
+    text,
     wrap,
 )
 from utils.checks import CheckError
@@ -165,10 +165,6 @@ def test_the_test_rule_is_the_one_the_lab_states():
 
 
 # ------------------------------------------------------------------ broken code is rejected
-
-
-def text(name: str, old: str, new: str, check: str, words) -> Mutation:
-    return Mutation(name, check, edit(check, old, new), words)
 
 
 VAL_SPLIT = "rest, test_size=VAL_SIZE, stratify=y[rest] != NORMAL, random_state=seed"

@@ -21,10 +21,10 @@ from tests.labs.harness import (
     GARBAGE,
     Mutation,
     assert_accepts,
-    edit,
     load_solution,
     parametrize,
     run_mutation,
+    text,
     wrap,
 )
 from utils.checks import CheckError
@@ -103,10 +103,6 @@ def test_grade_cells_and_rules():
     for cell in sol.cells:
         if is_exercise(cell) and cell.cell_type == "code":
             assert "seqeval" not in cell.source and "cross_entropy" not in cell.source
-
-
-def text(name: str, old: str, new: str, check: str, words) -> Mutation:
-    return Mutation(name, check, edit(check, old, new), words)
 
 
 def changes_list_input(fn):
