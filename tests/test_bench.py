@@ -102,3 +102,45 @@ def test_readme_course_map_states_the_time_lines():
         assert said, f"README row of {name} has no run time in its last column: {row}"
         seconds = float(said[1]) * (60 if said[2] == "min" else 1)
         assert seconds == full, f"README says {seconds:g} s for {name}, its Time line {full:g} s"
+
+
+def test_fast_only_keeps_the_full_mode_record_and_measures_fast_mode(tmp_path, monkeypatch):
+    """``--fast-only`` (after a FAST-mode change) re-times FAST mode and keeps the full-mode
+    time and metrics on record; it refuses without --merge, and a date is stamped once."""
+    import bench.__main__ as bench
+
+    rel = "solutions/lab05_neural_machine_translation.ipynb"
+    other = "notebooks/01_sequences_and_rnns.ipynb"
+    out = tmp_path / "RESULTS.md"
+    stamp = f"{bench.dt.date.today().isoformat()} for {rel}"  # what this run stamps
+    out.with_suffix(".json").write_text(json.dumps({
+        "date": f"2026-01-01; {stamp}", "machine": "m",
+        "notebooks": {rel: {"full_s": 800.0, "fast_s": 80.0}, other: {"full_s": 9.0, "fast_s": 4.0}},
+        "metrics": {"lab05_neural_machine_translation: bleu": "36.2", "01_sequences_and_rnns: x": "1"},
+        "grading": None, "errors": {},
+    }))  # fmt: skip
+    calls = []
+
+    def fake(path, fast, store=False):
+        calls.append(fast)
+        return 61.0, {}, None
+
+    monkeypatch.setattr(bench, "time_notebook", fake)
+    argv = [
+        "--only",
+        str(ROOT / rel),
+        "--merge",
+        "--fast-only",
+        "--skip-grading",
+        "--out",
+        str(out),
+    ]
+    assert bench.main(argv) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert calls == [True]  # FAST mode only
+    assert record["notebooks"][rel] == {"full_s": 800.0, "fast_s": 61.0}
+    assert record["notebooks"][other] == {"full_s": 9.0, "fast_s": 4.0}
+    assert record["metrics"]["lab05_neural_machine_translation: bleu"] == "36.2"
+    assert record["date"] == f"2026-01-01; {stamp}"  # not stamped twice
+    with pytest.raises(SystemExit):
+        bench.main(["--only", str(ROOT / rel), "--fast-only", "--out", str(out)])
