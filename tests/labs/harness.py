@@ -128,6 +128,26 @@ def text(name: str, old: str, new: str, check: str, words) -> Mutation:
     return Mutation(name, check, edit(check, old, new), words)
 
 
+def edits(name: str, *pairs: tuple[str, str]) -> Builder:
+    """A builder: the function ``name`` with several pieces of text replaced (each must
+    occur exactly once in all the exercise cells together)."""
+
+    def build(solution: Solution) -> Callable:
+        sources = list(solution.sources)
+        for old, new in pairs:
+            hits = [i for i, src in enumerate(sources) if old in src]
+            assert len(hits) == 1 and sources[hits[0]].count(old) == 1, old
+            sources[hits[0]] = sources[hits[0]].replace(old, new)
+        return solution._execute(sources)[name]
+
+    return build
+
+
+def returns(transform: Callable) -> Callable[[Callable], Callable]:
+    """A wrapper for :func:`wrap`: the function's output passed through ``transform``."""
+    return lambda fn: lambda *args: transform(fn(*args))
+
+
 def wrap(name: str, wrapper: Callable[[Callable], Callable]) -> Builder:
     """A builder: ``wrapper(correct function name)``."""
     return lambda solution: wrapper(solution[name])
@@ -307,3 +327,21 @@ def garbage(names: Iterable[str]) -> list[Mutation]:
         for name in names
         for gid, wrapper, words, raises in GARBAGE
     ]
+
+
+STANDARD = ("returns None", "raises ValueError", "returns a str", "is still a stub")
+"""The garbage that any function, whatever it returns, must be rejected for."""
+
+
+def standard(names: Iterable[str]) -> list[Mutation]:
+    """:data:`STANDARD` variants of each function in ``names`` (checked by the check of the
+    same name), with the words any of the engine's messages for them contain."""
+    words = {"returns None": ("returned None", "forget to `return`", "is None"),
+             "returns a str": ("returned a str", "is a str")}  # fmt: skip
+    return [
+        Mutation(f"{name}: {gid}", name, wrap(name, wrapper),
+                 tuple(w.replace("{name}", name) for w in words.get(gid, ws)), raises)
+        for name in names
+        for gid, wrapper, ws, raises in GARBAGE
+        if gid in STANDARD
+    ]  # fmt: skip

@@ -23,12 +23,14 @@ import torch
 
 from tests.factories import ROOT
 from tests.labs.harness import (
-    GARBAGE,
     Mutation,
     assert_accepts,
+    edits,
     load_solution,
     parametrize,
+    returns,
     run_mutation,
+    standard,
     text,
     wrap,
 )
@@ -169,20 +171,6 @@ def test_the_translate_check_refuses_a_bad_translator_with_its_scores():
 # ------------------------------------------------------------------ mutations
 
 
-def edits(name: str, *pairs: tuple[str, str]):
-    """A builder: the function ``name`` with several pieces of text replaced (each once)."""
-
-    def build(solution):
-        sources = list(solution.sources)
-        for old, new in pairs:
-            hits = [i for i, src in enumerate(sources) if old in src]
-            assert len(hits) == 1 and sources[hits[0]].count(old) == 1, old
-            sources[hits[0]] = sources[hits[0]].replace(old, new)
-        return solution._execute(sources)[name]
-
-    return build
-
-
 def _first_tensor(x):
     if isinstance(x, torch.Tensor) and x.dtype.is_floating_point:
         return x
@@ -230,23 +218,6 @@ def nan_first(fn):
         return (first * float("nan"), *rest)
 
     return wrapper
-
-
-def returns(transform):
-    return lambda fn: lambda *args: transform(fn(*args))
-
-
-def _standard(names) -> list[Mutation]:
-    picked = ("returns None", "raises ValueError", "returns a str", "is still a stub")
-    words = {"returns None": ("returned None", "forget to `return`"),
-             "returns a str": ("returned a str", "is a str")}  # fmt: skip
-    return [
-        Mutation(f"{name}: {gid}", name, wrap(name, wrapper),
-                 tuple(w.replace("{name}", name) for w in words.get(gid, ws)), raises)
-        for name in names
-        for gid, wrapper, ws, raises in GARBAGE
-        if gid in picked
-    ]  # fmt: skip
 
 
 GENERAL = 'scores = (H_s @ (h_t @ params["W_a"]).unsqueeze(2)).squeeze(2)'
@@ -431,7 +402,7 @@ MUTATIONS = [
              wrap("translate", returns(lambda out: "\n".join(out))), "returned a str"),
     Mutation("translate: changes its input", "translate", wrap("translate", changes_list_input),
              "in place"),
-    *_standard(CHECKS),
+    *standard(CHECKS),
 ]  # fmt: skip
 
 

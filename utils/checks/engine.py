@@ -20,6 +20,7 @@ student could call to answer an exercise.
 
 from __future__ import annotations
 
+import copy as _copy
 import inspect
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -42,6 +43,7 @@ __all__ = [
     "CheckError",
     "as_array",
     "call",
+    "call_unchanged",
     "compare",
     "describe",
     "fail",
@@ -140,6 +142,32 @@ def call(fn: Callable, label: str, *args):
                 f"{label} changed its argument number {i + 1}{which} in place.",
                 "Compute new arrays (a = a * b, not a *= b; copy before writing into a slice) "
                 "so the caller's data stays intact.",
+            )
+    return out
+
+
+def _same(a, b) -> bool:
+    """``a`` and ``b`` hold the same values (tensors, dicts, lists and tuples of them)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple | list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def call_unchanged(fn: Callable, label: str, *args):
+    """:func:`call`, and a failure when a tensor, list or dict argument (or one inside
+    them, such as a state dict's tensors) comes back changed in place."""
+    copies = [_copy.deepcopy(a) for a in args]
+    out = call(fn, label, *args)
+    for i, (a, c) in enumerate(zip(args, copies)):
+        if not _same(a, c):
+            raise fail(
+                f"{label} changed its argument number {i + 1} in place.",
+                "Compute new tensors (x = x * 2, not x.mul_(2) or x[...] = ...); leave the "
+                "inputs as they were.",
             )
     return out
 
