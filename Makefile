@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 START  ?= notebooks/01_sequences_and_rnns.ipynb
-JOBS   ?= 2
+JOBS   ?= 3
 # Notebooks under test run in FAST mode, one thread per worker.
 TEST_ENV := WORKBOOK_FAST=$${WORKBOOK_FAST:-1} OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
             OPENBLAS_NUM_THREADS=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
