@@ -426,74 +426,77 @@ def _tree_state() -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("student", sorted(CLASS))
-def test_lab1_gradebook_row(lab1_graded, student):
-    lab = grade.load_lab(SOLUTION)
-    rows = read_gradebook(lab1_graded["out"] / "gradebook.csv")
-    failed, status = CLASS[student]
-    review = REVIEW.get(student, "")
-    assert rows[student] == expected_row(lab, student, failed, status, review), (
-        lab1_graded["out"] / "feedback" / student / "lab01_rnn_from_scratch.md"
-    ).read_text()
+class TestLab1Class:
+    """The class of Lab 1 submissions, graded once (the module's ``lab1_graded``). A class
+    of its own, so that pytest-xdist's ``loadscope`` runs it as one unit on one worker
+    while the module's other tests go to the others."""
 
+    @pytest.mark.parametrize("student", sorted(CLASS))
+    def test_lab1_gradebook_row(self, lab1_graded, student):
+        lab = grade.load_lab(SOLUTION)
+        rows = read_gradebook(lab1_graded["out"] / "gradebook.csv")
+        failed, status = CLASS[student]
+        review = REVIEW.get(student, "")
+        assert rows[student] == expected_row(lab, student, failed, status, review), (
+            lab1_graded["out"] / "feedback" / student / "lab01_rnn_from_scratch.md"
+        ).read_text()
 
-@pytest.mark.slow
-def test_lab1_gradebook_layout_and_untouched_submissions(lab1_graded):
-    lab = grade.load_lab(SOLUTION)
-    with (lab1_graded["out"] / "gradebook.csv").open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        students = [row[0] for row in reader]
-    assert header == [
-        "student", "lab", "total", "max_total", "status", "review", "isolation", *lab.grade_ids
-    ]  # fmt: skip
-    assert students == sorted(CLASS)
-    for student, path in lab1_graded["subs"].items():
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == lab1_graded["before"][student]
-    assert not (lab1_graded["out"].parent / "submitted" / "correct" / "rnn_scratch.py").exists()
-    # no submission changed a file of the workbook (tests, solutions, the checks)
-    before, after = lab1_graded["workbook_before"], lab1_graded["workbook_after"]
-    assert {k: after.get(k) for k in before} == before
-    assert not [k for k in after if "pwned" in k]
-    assert not (ROOT / "tests" / "instructor" / "test_pwned.py").exists()
+    def test_lab1_gradebook_layout_and_untouched_submissions(self, lab1_graded):
+        lab = grade.load_lab(SOLUTION)
+        with (lab1_graded["out"] / "gradebook.csv").open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            students = [row[0] for row in reader]
+        assert header == [
+            "student", "lab", "total", "max_total", "status", "review", "isolation", *lab.grade_ids
+        ]  # fmt: skip
+        assert students == sorted(CLASS)
+        for student, path in lab1_graded["subs"].items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == lab1_graded["before"][student]
+        assert not (lab1_graded["out"].parent / "submitted" / "correct" / "rnn_scratch.py").exists()
+        # no submission changed a file of the workbook (tests, solutions, the checks)
+        before, after = lab1_graded["workbook_before"], lab1_graded["workbook_after"]
+        assert {k: after.get(k) for k in before} == before
+        assert not [k for k in after if "pwned" in k]
+        assert not (ROOT / "tests" / "instructor" / "test_pwned.py").exists()
 
+    def test_lab1_feedback_says_why(self, lab1_graded):
+        fb = lab1_graded["out"] / "feedback"
 
-@pytest.mark.slow
-def test_lab1_feedback_says_why(lab1_graded):
-    fb = lab1_graded["out"] / "feedback"
+        def text(student):
+            return (fb / student / "lab01_rnn_from_scratch.md").read_text()
 
-    def text(student):
-        return (fb / student / "lab01_rnn_from_scratch.md").read_text()
-
-    assert "**Score: 11 / 11**" in text("correct") and "failed" not in text("correct")
-    starter = text("starter")
-    assert "| `test_rnn_step_forward` | 0 / 1 | failed |" in starter
-    assert "NotImplementedError" in starter
-    assert "SyntaxError" in text("syntax_error")
-    assert "Run status: **timeout**" in text("endless_loop")
-    assert "MemoryError" in text("memory_hog") and "Run status: **memory**" in text("memory_hog")
-    assert "not run: the kernel died" in text("kernel_crash")
-    hostile = text("hostile")
-    assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
-    assert "blocks network access" in hostile
-    torch_all = text("cheat_torch")  # named in the source: the rule in one sentence
-    assert (
-        "rnn_step_forward uses torch (" in torch_all
-        and "which this lab does not allow" in torch_all
-    )
-    assert "clip_grad_norm uses torch (nn)" in torch_all and "NumPy only" in torch_all
-    # built from strings: not in the source, and not there when the function runs
-    assert "No module named 'torch': the functions this lab grades may not use torch" in text(
-        "cheat_torch_sneaky"
-    )
-    assert "loss_and_grads calls the checks' own code (import utils.checks)" in text(
-        "cheat_checks_helper"
-    )
-    assert "lost its grader metadata" in text("no_metadata")
-    assert "not valid JSON" in text("not_json") and "empty" in text("empty_file")
-    assert "no file was submitted" in text("missing")
-    # hidden tests stay hidden: a failing cell's frame keeps only the failing line
-    assert "BEGIN HIDDEN TESTS" not in starter and "seed=101" not in starter
+        assert "**Score: 11 / 11**" in text("correct") and "failed" not in text("correct")
+        starter = text("starter")
+        assert "| `test_rnn_step_forward` | 0 / 1 | failed |" in starter
+        assert "NotImplementedError" in starter
+        assert "SyntaxError" in text("syntax_error")
+        assert "Run status: **timeout**" in text("endless_loop")
+        assert "MemoryError" in text("memory_hog") and "Run status: **memory**" in text(
+            "memory_hog"
+        )
+        assert "not run: the kernel died" in text("kernel_crash")
+        hostile = text("hostile")
+        assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
+        assert "blocks network access" in hostile
+        torch_all = text("cheat_torch")  # named in the source: the rule in one sentence
+        assert (
+            "rnn_step_forward uses torch (" in torch_all
+            and "which this lab does not allow" in torch_all
+        )
+        assert "clip_grad_norm uses torch (nn)" in torch_all and "NumPy only" in torch_all
+        # built from strings: not in the source, and not there when the function runs
+        assert "No module named 'torch': the functions this lab grades may not use torch" in text(
+            "cheat_torch_sneaky"
+        )
+        assert "loss_and_grads calls the checks' own code (import utils.checks)" in text(
+            "cheat_checks_helper"
+        )
+        assert "lost its grader metadata" in text("no_metadata")
+        assert "not valid JSON" in text("not_json") and "empty" in text("empty_file")
+        assert "no file was submitted" in text("missing")
+        # hidden tests stay hidden: a failing cell's frame keeps only the failing line
+        assert "BEGIN HIDDEN TESTS" not in starter and "seed=101" not in starter
 
 
 # ------------------------------------------------------------------- tiny lab

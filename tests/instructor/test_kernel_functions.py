@@ -160,8 +160,7 @@ TRAINED_LABS = [
 ]
 
 
-@pytest.mark.parametrize("path", TRAINED_LABS, ids=lambda p: p.stem)
-def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path, tmp_path):
+def _trained_lab_end_to_end(path, tmp_path):
     """The course's labs that grade a trained model, end to end (FAST mode): the
     solution's answers earn every point (their hidden tests score the model the notebook
     trained, in the kernel), the untouched starter earns none of the model's tests."""
@@ -183,6 +182,24 @@ def test_a_trained_lab_gives_the_solution_every_point_and_the_starter_none(path,
     ]
     assert model_tests, "a lab with kernel_functions has tests that call them"
     assert all(bob.scores[t] == 0 for t in model_tests), bob.scores
+
+
+def _trained_lab_class(path):
+    """A test class for one lab: pytest-xdist's ``loadscope`` sends each class to a worker of
+    its own, so the labs' end-to-end gradings (up to two minutes each) run side by side."""
+
+    def test_solution_every_point_starter_none(self, tmp_path):
+        _trained_lab_end_to_end(path, tmp_path)
+
+    return type(
+        f"TestTrained_{path.stem}",
+        (),
+        {"test_solution_every_point_starter_none": test_solution_every_point_starter_none},
+    )
+
+
+for _lab in TRAINED_LABS:
+    globals()[f"TestTrained_{_lab.stem}"] = _trained_lab_class(_lab)
 
 
 def test_the_datasets_a_lab_loads_are_fetched_before_the_sandbox_starts(monkeypatch):
