@@ -163,8 +163,14 @@ def grade(
     log=print,
     scheduler: str | None = None,
     allow_unisolated: bool = False,
+    calibrated: bool = True,
 ) -> list[Result]:
-    """Grade every ``submissions/<student>/<lab>.ipynb``; write the gradebook and feedback."""
+    """Grade every ``submissions/<student>/<lab>.ipynb``; write the gradebook and feedback.
+
+    ``calibrated``: time the solution first (once per lab version, cached in
+    ``.grader-cache/``) and give each cell a limit from its time (:meth:`Limits.for_cell`);
+    ``False`` skips that run and gives every cell ``limits.cell_timeout``.
+    """
     submissions, out, solutions_dir = Path(submissions), Path(out), Path(solutions_dir)
     limits = limits or Limits(fast=env.fast())
     isolate, why = isolation.available()
@@ -226,7 +232,7 @@ def grade(
     used_labs = [lab for lab in lab_list if any(lab is j[0] for js in todo.values() for j in js)]
     timings = (
         calibrate(used_labs, limits, isolate, jobs=jobs, scheduler=scheduler, log=log)
-        if used_labs
+        if used_labs and calibrated
         else {}
     )
     salt = new_salt()
