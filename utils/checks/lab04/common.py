@@ -16,9 +16,6 @@ from torch import nn
 from utils.checks.core import check_shape
 from utils.checks.engine import describe, fail
 
-V = 65
-"""The size of Tiny Shakespeare's character vocabulary."""
-
 
 def tensor(label: str, out, shape: tuple, hint: str | None = None) -> torch.Tensor:
     """``out`` as a torch tensor of ``shape``, or a failure that says what came instead."""

@@ -165,13 +165,9 @@ def _reference_loss(weights, ids, B, T, *, carry=True):
             )
             logits, _ = model(rows_x)
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows_y.reshape(-1)).item()
-        losses = [F.cross_entropy(model(x)[0].reshape(-1, logits_dim(weights)), y.reshape(-1)).item()
+        losses = [F.cross_entropy(model(x)[0].reshape(-1, weights["head.weight"].shape[0]), y.reshape(-1)).item()
                   for x, y in zip(X, Y)]  # fmt: skip
         return float(np.mean(losses))
-
-
-def logits_dim(weights) -> int:
-    return weights["head.weight"].shape[0]
 
 
 def check_validation_loss(fn: Callable, *, n: int = 700, B: int = 3, T: int = 9, V: int = 11,

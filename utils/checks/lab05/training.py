@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import describe, fail, number
-from utils.checks.lab05.attention import _call
+from utils.checks.engine import call_unchanged, describe, fail, number
 
 __all__ = ["check_mix_inputs", "check_teacher_forcing_ratio"]
 
@@ -34,7 +33,7 @@ def check_teacher_forcing_ratio(fn: Callable, *, total_steps: int = 1000) -> Non
                    | {round(0.1 * total_steps)})  # fmt: skip
     values = []
     for step in steps:
-        out = _call(fn, "teacher_forcing_ratio", step, total_steps)
+        out = call_unchanged(fn, "teacher_forcing_ratio", step, total_steps)
         p = number(f"teacher_forcing_ratio({step}, {total_steps})", out)
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
             raise fail(f"teacher_forcing_ratio({step}, {total_steps}) is {p:.6g}, expected a "
@@ -101,7 +100,7 @@ def check_mix_inputs(fn: Callable, *, N: int = 20, V: int = 7, seed: int = 10) -
     cases = [_case(rng, V, V, 0.5)] + [_case(rng, N, V, r) for r in (0.5, 0.0, 1.0)]
     for y_true, logits, ratio, u in cases:
         n = len(y_true)
-        out = _call(fn, "mix_inputs", y_true, logits, ratio, u)
+        out = call_unchanged(fn, "mix_inputs", y_true, logits, ratio, u)
         label = f"mix_inputs(ratio={ratio}, N={n}, V={V})"
         if not isinstance(out, torch.Tensor):
             raise fail(f"{label} returned a {describe(out)}, expected a tensor of {n} ids.",
