@@ -410,9 +410,11 @@ class NotebookRun:
 
     def dismiss_kernel_dialog(self) -> None:
         """Accept JupyterLab's "Select Kernel" dialog (a notebook without kernel metadata)."""
-        dialog = self.page.locator(".jp-Dialog")
-        if dialog.count() and "Select Kernel" in dialog.first.inner_text():
-            dialog.locator(".jp-mod-accept").first.click()
+        if "Select Kernel" in dialog_text(self.page):
+            try:
+                self.page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=2000)
+            except Exception:  # closed on its own meanwhile; the caller polls again
+                pass
 
     def read_cells(self) -> list[dict]:
         return self.panel.evaluate(READ_CELLS_JS)
@@ -676,6 +678,22 @@ def inspect(run: NotebookRun) -> Report:
     return Report(run.relpath, run.problems, run.notes, shots)
 
 
+def dialog_text(page) -> str:
+    """Text of the open JupyterLab dialog, or "" when none is open.
+
+    A dialog can close between counting it and reading it (JupyterLab closes the
+    "Select Kernel" dialog itself once a kernel starts), so the read waits briefly
+    and an empty answer means "no dialog", never a 30-second stall.
+    """
+    dialogs = page.locator(".jp-Dialog")
+    if not dialogs.count():
+        return ""
+    try:
+        return dialogs.first.inner_text(timeout=2000) or ""
+    except Exception:  # playwright's TimeoutError: the dialog closed meanwhile
+        return ""
+
+
 def _inspect(run: NotebookRun) -> None:
     expect = run.notebook
     run.wait_widgets()
@@ -689,8 +707,8 @@ def _inspect(run: NotebookRun) -> None:
         # a redraw that failed shows its error inside the widget
         again = find_problems(run, run.read_cells(), replace(expect, expects_figure=False))
         run.problems += [p for p in again if p not in run.problems]
-    dialogs = run.page.locator(".jp-Dialog")
-    if dialogs.count():
-        run.problems.append(f"a dialog is open:\n{_quote(dialogs.first.inner_text())}")
+    text = dialog_text(run.page)
+    if text:
+        run.problems.append(f"a dialog is open:\n{_quote(text)}")
     if run.problems and run.console_errors:
         run.notes.append("browser console errors: " + " | ".join(run.console_errors[:5]))
