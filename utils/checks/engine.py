@@ -166,8 +166,8 @@ def call_unchanged(fn: Callable, label: str, *args):
         if not _same(a, c):
             raise fail(
                 f"{label} changed its argument number {i + 1} in place.",
-                "Compute new tensors (x = x * 2, not x.mul_(2) or x[...] = ...); leave the "
-                "inputs as they were.",
+                "Build new tensors and lists for the result (x = x * 2, not x.mul_(2), "
+                "x[...] = ... or xs.append(...)); leave the inputs as they were.",
             )
     return out
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import Cause, compare, describe, fail, keeps_graph
-from utils.checks.lab07.ner import THRESHOLD, _call
+from utils.checks.engine import Cause, call_unchanged, compare, describe, fail, keeps_graph
+from utils.checks.lab07.ner import THRESHOLD
 
 __all__ = ["check_crf_log_partition", "check_crf_path_score", "check_viterbi_decode"]
 
@@ -91,7 +91,7 @@ def check_crf_path_score(fn: Callable, *, N: int = 4, T: int = 5, C: int = 3, se
         return np.array(out)
 
     got = _crf_array(
-        "crf_path_score", _call(fn, "crf_path_score", E, Y, mask, trans, start, end), N
+        "crf_path_score", call_unchanged(fn, "crf_path_score", E, Y, mask, trans, start, end), N
     )
     compare("path scores", got, score(), threshold=THRESHOLD, causes=[
         Cause(score(full=True), "The padding is scored too: stop each row at its last real token."),
@@ -127,7 +127,7 @@ def check_crf_log_partition(fn: Callable, *, N: int = 4, T: int = 5, C: int = 3,
         Cause(torch.stack(viterbi), "It is the score of the best path (max): log Z sums over "
               "all paths with logsumexp."),
     ]  # fmt: skip
-    out = _crf_array("crf_log_partition", _call(fn, "crf_log_partition", E, *crf[1:]), N)
+    out = _crf_array("crf_log_partition", call_unchanged(fn, "crf_log_partition", E, *crf[1:]), N)
     compare("log Z", out, want.detach().numpy(), threshold=THRESHOLD,
             causes=[(c.variant.detach().numpy(), c.explanation) for c in causes])  # fmt: skip
     if not keeps_graph(fn):  # the grader's stand-in returns values only
@@ -156,7 +156,7 @@ def check_viterbi_decode(fn: Callable, *, N: int = 5, T: int = 5, C: int = 3, se
     n_i tag ids per row) against the best path found by enumeration."""
     crf = _random_crf(N, T, C, seed)
     lengths = crf[1].sum(1).tolist()
-    out = _call(fn, "viterbi_decode", *crf)
+    out = call_unchanged(fn, "viterbi_decode", *crf)
     if not isinstance(out, list | tuple) or len(out) != N:
         raise fail(f"viterbi_decode returned a {describe(out)}, expected a list of N = {N} paths.",
                    "Did it forget to `return`?" if out is None else None)  # fmt: skip

@@ -15,7 +15,6 @@ No function here has the signature of an exercise.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable
 
@@ -26,7 +25,15 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import Cause, call, compare, describe, fail, keeps_graph, number
+from utils.checks.engine import (
+    Cause,
+    call_unchanged,
+    compare,
+    describe,
+    fail,
+    keeps_graph,
+    number,
+)
 
 __all__ = [
     "TAGS",
@@ -41,22 +48,6 @@ TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 """WikiANN's tags, in the order of its ClassLabel (id = position)."""
 
 THRESHOLD = 1e-7
-
-
-def _unchanged(label: str, inputs, copies) -> None:
-    """Lists and tensors are not copied by ``call``: they must come back as they went in."""
-    for i, (a, c) in enumerate(zip(inputs, copies)):
-        same = torch.equal(a, c) if isinstance(a, torch.Tensor) else a == c
-        if not same:
-            raise fail(f"{label} changed its argument number {i + 1} in place.",
-                       "Build a new list (or tensor) for the result; leave the input as it was.")  # fmt: skip
-
-
-def _call(fn: Callable, label: str, *args):
-    copies = [a.clone() if isinstance(a, torch.Tensor) else copy.deepcopy(a) for a in args]
-    out = call(fn, label, *args)
-    _unchanged(label, args, copies)
-    return out
 
 
 # ------------------------------------------------------------------ BIO tags and spans
@@ -122,7 +113,7 @@ def check_bio_to_spans(fn: Callable, *, n: int = 40, T: int = 12, seed: int = 0)
     cases = [[], ["O"] * 5, ["B-PER"], ["I-LOC"], ["B-ORG", "I-ORG"], ["I-PER", "I-PER", "O"]]
     cases += [_random_tags(rng, int(rng.integers(1, T + 1))) for _ in range(n)]
     for tags in cases:
-        got = _spans_list("bio_to_spans", _call(fn, "bio_to_spans", tags))
+        got = _spans_list("bio_to_spans", call_unchanged(fn, "bio_to_spans", tags))
         want = get_entities(tags)
         if got == want:
             continue
@@ -153,7 +144,7 @@ def check_repair_bio(fn: Callable, *, n: int = 40, T: int = 12, seed: int = 1) -
     cases = [[], ["O", "I-PER"], ["I-LOC"], ["B-PER", "I-ORG", "I-ORG"], ["B-PER", "I-PER"]]
     cases += [_random_tags(rng, int(rng.integers(1, T + 1))) for _ in range(n)]
     for tags in cases:
-        got = _call(fn, "repair_bio", tags)
+        got = call_unchanged(fn, "repair_bio", tags)
         want = _repaired(tags)
         if not isinstance(got, list) or len(got) != len(tags):
             raise fail(f"repair_bio({tags}) returned a {describe(got)}, expected a list of {len(tags)} tags.",
@@ -214,7 +205,7 @@ def check_span_f1(fn: Callable, *, n: int = 60, T: int = 10, seed: int = 2) -> N
     cases = [(y_true, y_pred, ""), (y_true, [["O"] * len(s) for s in y_true], " (no span predicted)"),
              (y_true, y_true, " (perfect)")]  # fmt: skip
     for yt, yp, where in cases:
-        out = _call(fn, "span_f1", yt, yp)
+        out = call_unchanged(fn, "span_f1", yt, yp)
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise fail(f"span_f1 returned a {describe(out)}, expected (precision, recall, f1).",
                        "Did it forget to `return`?" if out is None else None)  # fmt: skip
@@ -273,7 +264,7 @@ def check_masked_token_loss(fn: Callable, *, N: int = 4, T: int = 6, C: int = 5,
         Cause(-s.softmax(-1).gather(2, Y[..., None]).squeeze(2)[m].mean(), "It is the negative "
               "probability, not the negative log-probability."),
     ]  # fmt: skip
-    out = _call(fn, "masked_token_loss", scores, Y, mask)
+    out = call_unchanged(fn, "masked_token_loss", scores, Y, mask)
     if not isinstance(out, torch.Tensor):
         raise fail(f"masked_token_loss returned a {describe(out)}, expected a 0-d tensor.",
                    "Return the tensor itself (no .item(), no float()): training calls "
@@ -316,7 +307,7 @@ def check_tagger(fn: Callable, *, n: int = 1000, seed: int = 7, threshold: float
     idx = np.sort(seeded(seed).choice(len(test), size=min(n, len(test)), replace=False))
     rows = test.select(idx.tolist())
     sentences = [list(s) for s in rows["tokens"]] + [list(s) for s in _EDGE]
-    out = _call(fn, "tag", sentences)
+    out = call_unchanged(fn, "tag", sentences)
     if not isinstance(out, list | tuple) or len(out) != len(sentences):
         raise fail(
             f"tag returned a {describe(out)}, expected a list of {len(sentences)} tag lists "
