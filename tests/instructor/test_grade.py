@@ -20,7 +20,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -300,8 +299,9 @@ REVIEW = {
 }
 
 
-def lab1_class(folder: Path, elsewhere: Path) -> dict[str, Path]:
-    """Write one submission per kind into ``folder``; returns student -> file.
+def lab1_class(folder: Path, elsewhere: Path, students=None) -> dict[str, Path]:
+    """Write one submission per kind into ``folder`` (only ``students`` when given);
+    returns student -> file.
 
     ``elsewhere``: a folder outside the workbook that gets a copy of the solution (as
     another checkout of the project on the same machine would)."""
@@ -309,9 +309,11 @@ def lab1_class(folder: Path, elsewhere: Path) -> dict[str, Path]:
     starter = nbformat.read(STARTER, as_version=4)
     correct = filled(starter, sol)
     subs = {}
+    folder.mkdir(parents=True, exist_ok=True)
 
     def add(student, nb=None, raw=None):
-        subs[student] = write(folder, student, LAB1, nb, raw)
+        if students is None or student in students:
+            subs[student] = write(folder, student, LAB1, nb, raw)
 
     add("correct", correct)
     add("starter", starter)
@@ -349,8 +351,9 @@ def lab1_class(folder: Path, elsewhere: Path) -> dict[str, Path]:
     add("no_metadata", nb)
     add("empty_file", raw=b"")
     add("not_json", raw=b"this is not a notebook {")
-    (folder / "missing").mkdir()
-    (folder / "missing" / "notes.txt").write_text("I forgot to upload the lab\n")
+    if students is None or "missing" in students:
+        (folder / "missing").mkdir()
+        (folder / "missing" / "notes.txt").write_text("I forgot to upload the lab\n")
 
     def after_setup(nb, code):
         nb = copy.deepcopy(nb)
@@ -388,26 +391,6 @@ def lab1_class(folder: Path, elsewhere: Path) -> dict[str, Path]:
     return subs
 
 
-@pytest.fixture(scope="module")
-def lab1_graded(tmp_path_factory):
-    if ISOLATION != "bubblewrap":
-        pytest.skip("the class of cheats needs the OS sandbox (bubblewrap)")
-    if not SOLUTION.exists() or not STARTER.exists():
-        pytest.skip("Lab 1 (solutions/ and labs/) is not there")
-    root = tmp_path_factory.mktemp("class")
-    subs = lab1_class(root / "submitted", root / "elsewhere")
-    workbook_before = _tree_state()
-    before = {s: hashlib.sha256(p.read_bytes()).hexdigest() for s, p in subs.items()}
-    out = root / "grades"
-    start = time.perf_counter()
-    results = grade.grade(root / "submitted", out, limits=TEST_LIMITS, jobs=2, log=lambda *_: None)
-    seconds = time.perf_counter() - start
-    return {
-        "subs": subs, "before": before, "out": out, "results": results, "seconds": seconds,
-        "workbook_before": workbook_before, "workbook_after": _tree_state(),
-    }  # fmt: skip
-
-
 def _tree_state() -> dict[str, str]:
     """Every file where a cheat would write (the tests, the solutions, the checks and the
     grader) with its content hash."""
@@ -425,78 +408,124 @@ def _tree_state() -> dict[str, str]:
     }
 
 
-@pytest.mark.slow
-class TestLab1Class:
-    """The class of Lab 1 submissions, graded once (the module's ``lab1_graded``). A class
-    of its own, so that pytest-xdist's ``loadscope`` runs it as one unit on one worker
-    while the module's other tests go to the others."""
+# The class is graded in two halves, one per test class: pytest-xdist's ``loadscope``
+# gives each class to its own worker, so the halves grade side by side (grading waits
+# on kernels and sandboxes as much as on the CPU). Each half has one submission that
+# runs into its time limit.
+CHEATS = {s for s in CLASS if s.startswith("cheat_")} | {"hostile", "hides_errors"}
+FEEDBACK_HAS = {  # student -> what their feedback file must say
+    "correct": ["**Score: 11 / 11**"],
+    "starter": ["| `test_rnn_step_forward` | 0 / 1 | failed |", "NotImplementedError"],
+    "syntax_error": ["SyntaxError"],
+    "endless_loop": ["Run status: **timeout**"],
+    "memory_hog": ["MemoryError", "Run status: **memory**"],
+    "kernel_crash": ["not run: the kernel died"],
+    "hostile": ["sandbox does not allow", "solutions/lab01", "blocks network access"],
+    # named in the source: the rule in one sentence
+    "cheat_torch": [
+        "rnn_step_forward uses torch (",
+        "which this lab does not allow",
+        "clip_grad_norm uses torch (nn)",
+        "NumPy only",
+    ],
+    # built from strings: not in the source, and not there when the function runs
+    "cheat_torch_sneaky": [
+        "No module named 'torch': the functions this lab grades may not use torch"
+    ],
+    "cheat_checks_helper": ["loss_and_grads calls the checks' own code (import utils.checks)"],
+    "no_metadata": ["lost its grader metadata"],
+    "not_json": ["not valid JSON"],
+    "empty_file": ["empty"],
+    "missing": ["no file was submitted"],
+}
+FEEDBACK_LACKS = {
+    "correct": ["failed"],
+    # hidden tests stay hidden: a failing cell's frame keeps only the failing line
+    "starter": ["BEGIN HIDDEN TESTS", "seed=101"],
+}
 
-    @pytest.mark.parametrize("student", sorted(CLASS))
-    def test_lab1_gradebook_row(self, lab1_graded, student):
-        lab = grade.load_lab(SOLUTION)
-        rows = read_gradebook(lab1_graded["out"] / "gradebook.csv")
-        failed, status = CLASS[student]
-        review = REVIEW.get(student, "")
-        assert rows[student] == expected_row(lab, student, failed, status, review), (
-            lab1_graded["out"] / "feedback" / student / "lab01_rnn_from_scratch.md"
-        ).read_text()
 
-    def test_lab1_gradebook_layout_and_untouched_submissions(self, lab1_graded):
+@pytest.fixture(scope="class")
+def graded(request, tmp_path_factory):
+    """The half of the class named by the test class's ``STUDENTS``, graded once."""
+    if ISOLATION != "bubblewrap":
+        pytest.skip("the class of cheats needs the OS sandbox (bubblewrap)")
+    if not SOLUTION.exists() or not STARTER.exists():
+        pytest.skip("Lab 1 (solutions/ and labs/) is not there")
+    root = tmp_path_factory.mktemp("class")
+    subs = lab1_class(root / "submitted", root / "elsewhere", request.cls.STUDENTS)
+    workbook_before = _tree_state()
+    before = {s: hashlib.sha256(p.read_bytes()).hexdigest() for s, p in subs.items()}
+    out = root / "grades"
+    grade.grade(root / "submitted", out, limits=TEST_LIMITS, jobs=2, log=lambda *_: None)
+    return {
+        "subs": subs, "before": before, "out": out,
+        "workbook_before": workbook_before, "workbook_after": _tree_state(),
+    }  # fmt: skip
+
+
+class _Lab1Class:
+    """Tests of one half of the class of Lab 1 submissions, graded once per half."""
+
+    STUDENTS: frozenset[str] = frozenset()
+
+    def test_lab1_gradebook_rows(self, graded):
         lab = grade.load_lab(SOLUTION)
-        with (lab1_graded["out"] / "gradebook.csv").open(newline="") as f:
+        rows = read_gradebook(graded["out"] / "gradebook.csv")
+        for student in sorted(self.STUDENTS):
+            failed, status = CLASS[student]
+            review = REVIEW.get(student, "")
+            assert rows[student] == expected_row(lab, student, failed, status, review), (
+                student,
+                (graded["out"] / "feedback" / student / "lab01_rnn_from_scratch.md").read_text(),
+            )
+
+    def test_lab1_gradebook_layout_and_untouched_submissions(self, graded):
+        lab = grade.load_lab(SOLUTION)
+        with (graded["out"] / "gradebook.csv").open(newline="") as f:
             reader = csv.reader(f)
             header = next(reader)
             students = [row[0] for row in reader]
         assert header == [
             "student", "lab", "total", "max_total", "status", "review", "isolation", *lab.grade_ids
         ]  # fmt: skip
-        assert students == sorted(CLASS)
-        for student, path in lab1_graded["subs"].items():
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == lab1_graded["before"][student]
-        assert not (lab1_graded["out"].parent / "submitted" / "correct" / "rnn_scratch.py").exists()
+        assert students == sorted(self.STUDENTS)
+        for student, path in graded["subs"].items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == graded["before"][student]
+        assert not (graded["out"].parent / "submitted" / "correct" / "rnn_scratch.py").exists()
         # no submission changed a file of the workbook (tests, solutions, the checks)
-        before, after = lab1_graded["workbook_before"], lab1_graded["workbook_after"]
+        before, after = graded["workbook_before"], graded["workbook_after"]
         assert {k: after.get(k) for k in before} == before
         assert not [k for k in after if "pwned" in k]
         assert not (ROOT / "tests" / "instructor" / "test_pwned.py").exists()
 
-    def test_lab1_feedback_says_why(self, lab1_graded):
-        fb = lab1_graded["out"] / "feedback"
+    def test_lab1_feedback_says_why(self, graded):
+        for student in sorted(self.STUDENTS):
+            text = (graded["out"] / "feedback" / student / "lab01_rnn_from_scratch.md").read_text()
+            for phrase in FEEDBACK_HAS.get(student, []):
+                assert phrase in text, (student, phrase, text)
+            for phrase in FEEDBACK_LACKS.get(student, []):
+                assert phrase not in text, (student, phrase, text)
 
-        def text(student):
-            return (fb / student / "lab01_rnn_from_scratch.md").read_text()
 
-        assert "**Score: 11 / 11**" in text("correct") and "failed" not in text("correct")
-        starter = text("starter")
-        assert "| `test_rnn_step_forward` | 0 / 1 | failed |" in starter
-        assert "NotImplementedError" in starter
-        assert "SyntaxError" in text("syntax_error")
-        assert "Run status: **timeout**" in text("endless_loop")
-        assert "MemoryError" in text("memory_hog") and "Run status: **memory**" in text(
-            "memory_hog"
-        )
-        assert "not run: the kernel died" in text("kernel_crash")
-        hostile = text("hostile")
-        assert "sandbox does not allow" in hostile and "solutions/lab01" in hostile
-        assert "blocks network access" in hostile
-        torch_all = text("cheat_torch")  # named in the source: the rule in one sentence
-        assert (
-            "rnn_step_forward uses torch (" in torch_all
-            and "which this lab does not allow" in torch_all
-        )
-        assert "clip_grad_norm uses torch (nn)" in torch_all and "NumPy only" in torch_all
-        # built from strings: not in the source, and not there when the function runs
-        assert "No module named 'torch': the functions this lab grades may not use torch" in text(
-            "cheat_torch_sneaky"
-        )
-        assert "loss_and_grads calls the checks' own code (import utils.checks)" in text(
-            "cheat_checks_helper"
-        )
-        assert "lost its grader metadata" in text("no_metadata")
-        assert "not valid JSON" in text("not_json") and "empty" in text("empty_file")
-        assert "no file was submitted" in text("missing")
-        # hidden tests stay hidden: a failing cell's frame keeps only the failing line
-        assert "BEGIN HIDDEN TESTS" not in starter and "seed=101" not in starter
+@pytest.mark.slow
+class TestLab1ClassHonest(_Lab1Class):
+    """Honest work: complete, partial or broken, and broken files."""
+
+    STUDENTS = frozenset(CLASS) - CHEATS
+
+
+@pytest.mark.slow
+class TestLab1ClassCheats(_Lab1Class):
+    """Submissions that try to pass without the work, hide their errors or attack."""
+
+    STUDENTS = frozenset(CHEATS)
+
+
+def test_every_student_of_the_class_is_graded_and_has_its_feedback_checked():
+    assert TestLab1ClassHonest.STUDENTS | TestLab1ClassCheats.STUDENTS == set(CLASS)
+    assert set(FEEDBACK_HAS) | set(FEEDBACK_LACKS) <= set(CLASS)
+    assert set(REVIEW) <= set(CLASS)
 
 
 # ------------------------------------------------------------------- tiny lab
