@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,12 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def setup(
-    seed: int = 0, *, verbose: bool = True, device: str | None = None, threads: int | None = None
+    seed: int = 0,
+    *,
+    verbose: bool = True,
+    device: str | None = None,
+    threads: int | None = None,
+    flush_denormal: bool = False,
 ) -> torch.device:
     """Seed everything, choose the device, set plot defaults; return the device.
 
@@ -83,8 +89,19 @@ def setup(
     set, else 1: the small recurrent models of the chapters step through time
     one small matmul at a time, where extra threads cost more in
     synchronisation than they save (and on a busy machine, far more).
+
+    ``flush_denormal``: treat denormal floats (float32 below about 1.2e-38) as 0
+    on the CPU (``torch.set_flush_denormal``). x86 CPUs compute on denormals many
+    times more slowly than on normal numbers, and an LSTM trained on text can
+    produce them in its backward pass: Chapter 8 measures a 7x faster training
+    step with it on. The change to the numbers is below float32's resolution of
+    anything a model prints, but not bit-for-bit, so it is opt-in.
     """
     seed_everything(seed)
+    if not torch.set_flush_denormal(flush_denormal) and flush_denormal:
+        warnings.warn(
+            "this CPU cannot flush denormal numbers; training may be slower", stacklevel=2
+        )
     env_threads = os.environ.get("OMP_NUM_THREADS", "")
     if threads is None:
         threads = int(env_threads) if env_threads.isdigit() else 1

@@ -203,3 +203,16 @@ def test_plots_return_axes_and_reject_bad_shapes():
     ax = plot.plot_hidden_states(torch.zeros(6, 3), tokens=list("abcabc"))
     assert len(ax.get_xticklabels()) == 6
     matplotlib.pyplot.close("all")
+
+
+def test_setup_flushes_denormals_only_when_asked():
+    from utils.config import setup
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    try:
+        setup(0, verbose=False, flush_denormal=True)
+        assert (tiny * 1.0).item() == 0.0
+        setup(0, verbose=False)
+        assert (tiny * 1.0).item() > 0.0
+    finally:
+        torch.set_flush_denormal(False)
