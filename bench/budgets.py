@@ -25,6 +25,7 @@ BUDGETS: dict[str, Budget] = {
     "notebooks/05_rnn_modules_in_practice.ipynb": Budget(full=180, fast=45),
     "notebooks/06_seq2seq.ipynb": Budget(full=180, fast=45),
     "notebooks/07_attention.ipynb": Budget(full=180, fast=45),
+    "notebooks/08_applications.ipynb": Budget(full=300, fast=60),
     "notebooks/09_rnns_today.ipynb": Budget(full=180, fast=45),
     "solutions/lab01_rnn_from_scratch.ipynb": Budget(full=60, fast=45),
     "solutions/lab02_lstm_gru_from_scratch.ipynb": Budget(full=120, fast=45),

@@ -30,6 +30,7 @@ NOTEBOOKS = [
     Notebook("notebooks/05_rnn_modules_in_practice.ipynb"),
     Notebook("notebooks/06_seq2seq.ipynb"),
     Notebook("notebooks/07_attention.ipynb"),
+    Notebook("notebooks/08_applications.ipynb"),  # its bars close after training
     Notebook("notebooks/09_rnns_today.ipynb"),
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
     Notebook("solutions/lab02_lstm_gru_from_scratch.ipynb"),
