@@ -21,11 +21,17 @@ NOTEBOOK = "notebooks/08_applications.ipynb"
 
 @pytest.fixture(scope="module")
 def ch8():
-    return notebook_namespace(NOTEBOOK)
+    try:
+        return notebook_namespace(NOTEBOOK)
+    finally:  # the chapter's setup() flushes denormals: leave later tests as they were
+        torch.set_flush_denormal(False)
 
 
 def _mutant(old: str, new: str) -> dict:
-    return mutated_namespace(NOTEBOOK, old, new)
+    try:
+        return mutated_namespace(NOTEBOOK, old, new)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 # ------------------------------------------------------------------ sentiment: h_n

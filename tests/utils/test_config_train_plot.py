@@ -208,11 +208,13 @@ def test_plots_return_axes_and_reject_bad_shapes():
 def test_setup_flushes_denormals_only_when_asked():
     from utils.config import setup
 
-    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    def tiny():  # a float32 denormal, made after setup (a flushing CPU stores it as 0)
+        return torch.tensor([1e-39], dtype=torch.float32) * 1.0
+
     try:
         setup(0, verbose=False, flush_denormal=True)
-        assert (tiny * 1.0).item() == 0.0
+        assert tiny().item() == 0.0
         setup(0, verbose=False)
-        assert (tiny * 1.0).item() > 0.0
+        assert tiny().item() > 0.0
     finally:
         torch.set_flush_denormal(False)
