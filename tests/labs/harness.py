@@ -345,3 +345,41 @@ def standard(names: Iterable[str]) -> list[Mutation]:
         for gid, wrapper, ws, raises in GARBAGE
         if gid in STANDARD
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------------ a lab's test cells
+
+
+def notebook_test_cells(nb) -> dict[str, str]:
+    """The sources of a solution notebook's test cells, by grade id."""
+    from utils.instructor.notebook import grade_id, is_test
+
+    return {grade_id(c): c.source for c in nb.cells if is_test(c)}
+
+
+def check_calls(cells: Mapping[str, str], module) -> int:
+    """Bind every ``check_*(...)`` call of the test cells to the signature of the function of
+    that name in the lab's check ``module`` (so a misspelled argument fails here, not in
+    the grader); every cell has hidden tests. Returns the number of calls."""
+    import ast
+    import inspect
+
+    calls = 0
+    for gid, source in cells.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "").startswith("check_"):
+                fn = getattr(module, node.func.id)
+                inspect.signature(fn).bind(*node.args, **{k.arg: k.value for k in node.keywords})
+                calls += 1
+        assert "# BEGIN HIDDEN TESTS" in source, gid
+    return calls
+
+
+def run_test_cell(source: str, solution: Solution, module, name: str = "test cell") -> list[str]:
+    """Run a test cell as the grader does (hidden tests included) on the solution's
+    functions and the check ``module``'s names; returns the lines it printed."""
+    ns = {**solution.namespace, **{n: getattr(module, n) for n in module.__all__}}
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(source, name, "exec"), ns)  # noqa: S102
+    return buffer.getvalue().splitlines()

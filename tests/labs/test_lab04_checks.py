@@ -10,12 +10,9 @@ training: a bigram table of the training text.
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import functools
 import importlib
 import inspect
-import io
 import math
 import pkgutil
 import re
@@ -30,18 +27,21 @@ from tests.factories import ROOT
 from tests.labs.harness import (
     Mutation,
     assert_accepts,
+    check_calls,
     edit,
     edits,
     load_solution,
+    notebook_test_cells,
     parametrize,
     returns,
     run_mutation,
+    run_test_cell,
     standard,
     text,
     wrap,
 )
 from utils.checks import lab04 as lc
-from utils.instructor.notebook import grade_id, is_exercise, is_test, nbgrader_meta
+from utils.instructor.notebook import is_exercise, nbgrader_meta
 
 SOLUTION_PATH = ROOT / "solutions" / "lab04_char_generation.ipynb"
 NB = nbformat.read(SOLUTION_PATH, as_version=4)
@@ -357,38 +357,24 @@ def test_every_check_has_at_least_6_mutations():
 # ------------------------------------------------------------------ the notebook
 
 
-def _test_cells() -> dict[str, str]:
-    return {grade_id(c): c.source for c in NB.cells if is_test(c)}
+CELLS = notebook_test_cells(NB)
 
 
 def test_the_notebook_test_cells_call_existing_checks():
     """Every check_* call of the test cells names a function of utils.checks.lab04 and
     passes arguments its signature accepts; every exercise has a test with hidden tests."""
-    cells = _test_cells()
-    assert {f"test_{name}" for name in EXERCISES} == set(cells)
-    calls = 0
-    for gid, source in cells.items():
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "").startswith("check_"):
-                fn = getattr(lc, node.func.id)
-                inspect.signature(fn).bind(*node.args, **{k.arg: k.value for k in node.keywords})
-                calls += 1
-        assert "# BEGIN HIDDEN TESTS" in source, gid
-    assert calls >= 16
+    assert {f"test_{name}" for name in EXERCISES} == set(CELLS)
+    assert check_calls(CELLS, lc) >= 16
     assert (
-        'source="unseen"' in cells["test_char_log_probs"]
-        and "max_loss=pick(" in cells["test_char_log_probs"]
+        'source="unseen"' in CELLS["test_char_log_probs"]
+        and "max_loss=pick(" in CELLS["test_char_log_probs"]
     )
 
 
 @pytest.mark.parametrize("gid", [f"test_{name}" for name in EXERCISES if name != "char_log_probs"])
 def test_the_solution_passes_the_notebook_test_cells(gid):
     """The test cells as the grader runs them, hidden tests included."""
-    ns = {**SOL.namespace, **{n: getattr(lc, n) for n in lc.__all__}}
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        exec(compile(_test_cells()[gid], gid, "exec"), ns)
-    out = buffer.getvalue().splitlines()
+    out = run_test_cell(CELLS[gid], SOL, lc, gid)
     assert out and all(line.startswith("[PASS]") for line in out), out
 
 
