@@ -29,6 +29,7 @@ BUDGETS: dict[str, Budget] = {
     "notebooks/09_rnns_today.ipynb": Budget(full=180, fast=45),
     "solutions/lab01_rnn_from_scratch.ipynb": Budget(full=60, fast=45),
     "solutions/lab02_lstm_gru_from_scratch.ipynb": Budget(full=120, fast=45),
+    "solutions/lab03_imdb_sentiment.ipynb": Budget(full=900, fast=90),
     "solutions/lab04_char_generation.ipynb": Budget(full=900, fast=90),
     "solutions/lab05_neural_machine_translation.ipynb": Budget(full=1200, fast=90),
     "solutions/lab06_ecg_anomalies.ipynb": Budget(full=600, fast=60),

@@ -34,6 +34,7 @@ NOTEBOOKS = [
     Notebook("notebooks/09_rnns_today.ipynb"),
     Notebook("solutions/lab01_rnn_from_scratch.ipynb"),
     Notebook("solutions/lab02_lstm_gru_from_scratch.ipynb"),
+    Notebook("solutions/lab03_imdb_sentiment.ipynb"),  # its bars close after training
     Notebook("solutions/lab04_char_generation.ipynb"),  # its bar closes after training
     Notebook("solutions/lab05_neural_machine_translation.ipynb"),  # a text box, not a slider
     Notebook("solutions/lab06_ecg_anomalies.ipynb", expects_progress=True),
