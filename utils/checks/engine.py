@@ -48,6 +48,7 @@ __all__ = [
     "describe",
     "fail",
     "number",
+    "tensor",
     "unpack",
 ]
 
@@ -204,6 +205,17 @@ def _generic_cause(got: np.ndarray, want: np.ndarray) -> str | None:
         if abs(c - 1) > 1e-3 and rel_error(got, c * want) < 1e-6:
             return f"It is the reference times {c:.4g}: a missing or extra factor?"
     return None
+
+
+def tensor(label: str, out, shape: tuple, hint: str | None = None) -> torch.Tensor:
+    """``out`` as a torch tensor of ``shape``, or a failure that says what came instead."""
+    if isinstance(out, np.ndarray):
+        out = torch.from_numpy(out)
+    if not isinstance(out, torch.Tensor):
+        raise fail(f"{label} is a {describe(out)}, expected a torch tensor.",
+                   "Did the function forget to `return` it?" if out is None else None)  # fmt: skip
+    check_shape(label, out, shape, hint=hint)
+    return out.detach()
 
 
 def compare(

@@ -1,13 +1,11 @@
-"""Lab 3: what the checks share: random padded batches, and reading a student's tensors."""
+"""Lab 3: what the checks share: random lengths of a padded batch, and their mask."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from utils.checks.lab04.common import tensor
-
-__all__ = ["lengths_for", "mask_of", "tensor"]
+__all__ = ["lengths_for", "mask_of"]
 
 
 def lengths_for(rng: np.random.Generator, B: int, T: int) -> torch.Tensor:

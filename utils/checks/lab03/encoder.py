@@ -22,8 +22,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import Cause, call_unchanged, compare, fail, keeps_graph, unpack
-from utils.checks.lab03.common import lengths_for, mask_of, tensor
+from utils.checks.engine import Cause, call_unchanged, compare, fail, keeps_graph, tensor, unpack
+from utils.checks.lab03.common import lengths_for, mask_of
 
 __all__ = ["check_bi_lstm", "check_reverse_padded"]
 

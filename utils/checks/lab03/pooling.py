@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import Cause, call_unchanged, compare, fail, keeps_graph, unpack
-from utils.checks.lab03.common import lengths_for, mask_of, tensor
+from utils.checks.engine import Cause, call_unchanged, compare, fail, keeps_graph, tensor, unpack
+from utils.checks.lab03.common import lengths_for, mask_of
 
 __all__ = ["check_attention_pool"]
 

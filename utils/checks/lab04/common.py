@@ -13,19 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.checks.core import check_shape
-from utils.checks.engine import describe, fail
-
-
-def tensor(label: str, out, shape: tuple, hint: str | None = None) -> torch.Tensor:
-    """``out`` as a torch tensor of ``shape``, or a failure that says what came instead."""
-    if isinstance(out, np.ndarray):
-        out = torch.from_numpy(out)
-    if not isinstance(out, torch.Tensor):
-        raise fail(f"{label} is a {describe(out)}, expected a torch tensor.",
-                   "Did the function forget to `return` it?" if out is None else None)  # fmt: skip
-    check_shape(label, out, shape, hint=hint)
-    return out.detach()
+from utils.checks.engine import describe, fail, tensor
 
 
 def long_tensor(label: str, out, shape: tuple, hint: str | None = None) -> torch.Tensor:

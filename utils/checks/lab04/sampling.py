@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from utils.checks.core import passed, seeded
-from utils.checks.engine import Cause, call_unchanged, compare, fail
-from utils.checks.lab04.common import Reference, long_tensor, random_weights, tensor
+from utils.checks.engine import Cause, call_unchanged, compare, fail, tensor
+from utils.checks.lab04.common import Reference, long_tensor, random_weights
 
 __all__ = ["check_generate", "check_sampling_probs"]
 

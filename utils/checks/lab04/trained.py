@@ -29,8 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from utils.checks.core import check_finite, passed, seeded
-from utils.checks.engine import call_unchanged, fail
-from utils.checks.lab04.common import tensor
+from utils.checks.engine import call_unchanged, fail, tensor
 
 __all__ = ["check_char_log_probs", "shakespeare_split", "unseen_speeches"]
 

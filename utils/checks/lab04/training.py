@@ -22,14 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from utils.checks.core import CheckError, passed, seeded
-from utils.checks.engine import Cause, call_unchanged, compare, fail, number, unpack
+from utils.checks.engine import Cause, call_unchanged, compare, fail, number, tensor, unpack
 from utils.checks.lab04.batches import _layout
-from utils.checks.lab04.common import (
-    Reference,
-    random_weights,
-    state_tensors,
-    tensor,
-)
+from utils.checks.lab04.common import Reference, random_weights, state_tensors
 
 __all__ = ["check_train_steps", "check_validation_loss"]
 
