@@ -49,7 +49,7 @@ test: $(STAMP) ## lint, unit tests, labs in sync, every notebook executed (nbval
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m utils.instructor exports --out "$(TEST_EXPORTS)" >/dev/null
-	$(TEST_ENV) WORKBOOK_EXPORTS="$(TEST_EXPORTS)" $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --durations=12 $(NBVAL) \
+	$(TEST_ENV) WORKBOOK_EXPORTS="$(TEST_EXPORTS)" $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder --durations=12 $(NBVAL) \
 	  tests notebooks solutions $(PYTEST_ARGS)
 
 test-ui: $(STAMP) ## open the notebooks in headless Chromium and check what renders

@@ -1,0 +1,30 @@
+"""Test order for `make test`: the longest work first.
+
+pytest-xdist (``--dist loadscope``) hands each worker a whole scope at a time (a test
+class, a test module, or a notebook under nbval). By default it sorts scopes by their
+number of tests, which puts a class of one two-minute test (grading a lab end to end)
+last, on a worker of its own, after the others are done. ``make test`` turns that off
+(``--no-loadscope-reorder``) and this hook puts the known long scopes first, so they
+run beside the many short ones. The sort is stable: within a scope, and so within a
+notebook, the order of the cells is kept.
+"""
+
+LONGEST_FIRST = (
+    "tests/instructor/test_grade.py::TestLab1Class",  # a class of submissions graded
+    "tests/instructor/test_kernel_functions.py::TestTrained_",  # a lab graded end to end
+    "tests/labs/test_labs_in_sync.py",  # every starter lab executed
+    "solutions/",
+    "tests/labs/test_tests_run_outside.py",
+    "tests/instructor/test_grade.py",
+    "notebooks/",
+)
+
+
+def _rank(nodeid: str) -> int:
+    return next(
+        (i for i, p in enumerate(LONGEST_FIRST) if nodeid.startswith(p)), len(LONGEST_FIRST)
+    )
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: _rank(item.nodeid))
