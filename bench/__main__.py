@@ -95,10 +95,27 @@ def time_notebook(
             run_notebook(run, Path(tmp), fast=fast, timeout=900, exports=exports)
         except Exception as e:  # noqa: BLE001 - report, keep measuring the rest
             error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if not fast and error is None and (exports / "chatbot").is_dir():
+            keep_chatbot(exports)
     seconds = time.perf_counter() - start
     if store and error is None:
         nbformat.write(clean_metadata(run), path)
     return seconds, metrics_in(notebook_text(run)), error
+
+
+def keep_chatbot(exports: Path) -> None:
+    """Keep what the chatbot project's full run exported (the student's functions, the
+    trained model and the index) in the workbook's ``exports/``, where
+    ``python -m chatbot serve`` and the service's load test find them."""
+    import shutil
+
+    from utils import env
+
+    dest = env.exports_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(exports / "chatbot_parts.py", dest / "chatbot_parts.py")
+    shutil.rmtree(dest / "chatbot", ignore_errors=True)
+    shutil.copytree(exports / "chatbot", dest / "chatbot")
 
 
 def render(record: dict) -> str:
@@ -135,6 +152,30 @@ def render(record: dict) -> str:
     if record.get("grading"):
         lines += ["", "## Grading throughput", ""]
         lines += [f"- {k}: {v}" for k, v in record["grading"].items()]
+    service = record.get("chatbot")
+    if service:
+        lines += ["", "## The chatbot service (HTTP on loopback, `bench/chatbot_service.py`)", ""]
+        if "skipped" in service:
+            lines.append(f"Not measured: {service['skipped']}.")
+        else:
+            lines.append(
+                f"{service['candidates']:,} candidates; the server answered "
+                f"/health {service['start_seconds']} s after it was started."
+            )
+            lines += ["", "| load | requests | errors | req/s | p50 ms | p99 ms | max ms |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+            for name, r in service.items():
+                if isinstance(r, dict):
+                    lines.append(
+                        f"| {name.replace('_', ' ')} | {r['requests']:,} | {r['errors']} | "
+                        f"{r['throughput_rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                        f"{r['max_ms']:.2f} |"
+                    )
+            for name, r in service.items():
+                if isinstance(r, dict) and r.get("server_ms"):
+                    stages = ", ".join(f"{k} {v:.2f}" for k, v in r["server_ms"].items())
+                    lines.append(f"\nWhere the time goes ({name.replace('_', ' ')}, mean ms): "
+                                 f"{stages}; HTTP and queueing {r['overhead_ms']:.2f}.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +185,21 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-grading", action="store_true")
     parser.add_argument("--skip-fast", action="store_true")
     parser.add_argument(
+        "--chatbot",
+        action="store_true",
+        help="with --only: also load-test the chatbot service (make bench always does; it "
+        "needs the model and index that `python -m chatbot train` and `index` write)",
+    )
+    parser.add_argument(
         "--fast-only",
         action="store_true",
         help="with --only and --merge: measure FAST mode only and keep the notebooks' full-mode "
         "times and metrics from RESULTS.json (after a change that touches FAST mode only)",
+    )
+    parser.add_argument(
+        "--chatbot-only",
+        action="store_true",
+        help="measure the chatbot service only and merge it into RESULTS.md/.json",
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument(
@@ -167,9 +219,11 @@ def main(argv=None) -> int:
     if args.fast_only and not (args.only and args.merge) or args.fast_only and args.store:
         parser.error("--fast-only needs --only and --merge, and stores nothing")
 
+    if args.chatbot_only:
+        args.only, args.merge, args.chatbot, args.skip_grading = [], True, True, True
     paths = (
         [Path(p).resolve() for p in args.only]
-        if args.only
+        if args.only is not None
         else sorted([*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
     )
     for path in paths:  # fail before hours of measuring, not after
@@ -215,17 +269,26 @@ def main(argv=None) -> int:
         grading = grading.measure()
         print(f"grading: {json.dumps(grading)}", flush=True)
 
+    chatbot = None
+    if args.chatbot or args.only is None:
+        from bench import chatbot_service
+
+        chatbot = chatbot_service.measure()
+        print(f"chatbot service: {json.dumps(chatbot)}", flush=True)
+
     record = {
         "date": dt.date.today().isoformat(),
         "machine": machine(),
         "notebooks": timings,
         "metrics": metrics,
         "grading": grading,
+        "chatbot": chatbot,
         "errors": {rel: status for rel, *_, status in rows if status not in ("ok", "over budget")},
     }
-    if args.only and args.merge:  # a new or changed notebook measured alone, merged in
+    if args.only is not None and args.merge:  # some measured alone, merged in
         measured = {Path(rel).stem for rel in timings}
-        stamp = f"{record['date']} for {', '.join(sorted(timings))}"
+        what = sorted(timings) or ["the chatbot service"]
+        stamp = f"{record['date']} for {', '.join(what)}"
         record = {
             **record,
             "date": "; ".join([*(d for d in old["date"].split("; ") if d != stamp), stamp]),
@@ -235,12 +298,13 @@ def main(argv=None) -> int:
                 **metrics,
             },
             "grading": grading or old.get("grading"),
+            "chatbot": chatbot or old.get("chatbot"),
             "errors": {
                 **{k: v for k, v in old.get("errors", {}).items() if k not in timings},
                 **record["errors"],
             },
         }
-    elif args.only:  # a partial run does not overwrite the full table
+    elif args.only is not None:  # a partial run does not overwrite the full table
         out = out.with_name("RESULTS-partial.md")
     out.write_text(render(record))
     out.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from utils.env import ROOT
 
-STUDENT_PACKAGES = ("utils",)
+STUDENT_PACKAGES = ("utils", "chatbot")
 """Python packages a student's notebooks import (folders at the top of the workbook)."""
 
 INSTRUCTOR_ONLY = ("utils/instructor",)
