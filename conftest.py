@@ -13,6 +13,8 @@ LONGEST_FIRST = (
     "tests/instructor/test_grade.py::TestLab1Class",  # a class of submissions graded
     "tests/instructor/test_kernel_functions.py::TestTrained_",  # a lab graded end to end
     "tests/labs/test_labs_in_sync.py",  # every starter lab executed
+    "tests/chatbot/test_model.py",  # the chatbot trained, served and reported
+    "tests/labs/test_lab08_checks.py",
     "solutions/",
     "tests/labs/test_tests_run_outside.py",
     "tests/instructor/test_grade.py",

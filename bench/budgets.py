@@ -34,6 +34,7 @@ BUDGETS: dict[str, Budget] = {
     "solutions/lab05_neural_machine_translation.ipynb": Budget(full=1200, fast=90),
     "solutions/lab06_ecg_anomalies.ipynb": Budget(full=600, fast=60),
     "solutions/lab07_ner_and_forecasting.ipynb": Budget(full=600, fast=60),
+    "solutions/lab08_chatbot_project.ipynb": Budget(full=900, fast=60),
 }
 
 

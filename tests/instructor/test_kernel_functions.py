@@ -169,7 +169,7 @@ def _trained_lab_end_to_end(path, tmp_path):
     write(tmp_path / "subs", "ada", path.name, filled(starter, solution))
     write(tmp_path / "subs", "bob", path.name, starter)
     # generous: CI runs this beside other notebooks on 2 cores (a slow cell is not a wrong one)
-    limits = Limits(cell_timeout=300, total_timeout=1800, fast=True)
+    limits = Limits(cell_timeout=600, total_timeout=1800, fast=True)
     # the solution's own grading (calibration) adds nothing here: ada is the solution
     results = grade.grade(
         tmp_path / "subs", tmp_path / "out", limits=limits, log=lambda *_: None, calibrated=False

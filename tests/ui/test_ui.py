@@ -39,6 +39,7 @@ NOTEBOOKS = [
     Notebook("solutions/lab05_neural_machine_translation.ipynb"),  # a text box, not a slider
     Notebook("solutions/lab06_ecg_anomalies.ipynb", expects_progress=True),
     Notebook("solutions/lab07_ner_and_forecasting.ipynb"),  # its bars close after training
+    Notebook("solutions/lab08_chatbot_project.ipynb"),  # its bar closes after training
 ]
 
 CHECKS = Notebook("ui_checks/ui_check.ipynb", expects_widget=True, expects_progress=True)
