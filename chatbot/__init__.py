@@ -13,6 +13,7 @@ the given part, and it runs on the functions the project notebook exports
 ``evaluate``        Recall@k (1 of 10, 1 of 2, full index) and the A/B simulation
 ``index``           the FAISS index and the ``Retriever`` the service asks
 ``app``, ``pages``  the FastAPI service: ``POST /reply``, the rating page
+``guard``           bad requests refused with a sentence that says why (413, 415, 422)
 ``ratings``         the SQLite store of human ratings
 ``report``          ``python -m chatbot report``
 ==================  ===============================================================
