@@ -7,6 +7,9 @@ last, on a worker of its own, after the others are done. ``make test`` turns tha
 (``--no-loadscope-reorder``) and this hook puts the known long scopes first, so they
 run beside the many short ones. The sort is stable: within a scope, and so within a
 notebook, the order of the cells is kept.
+
+A solution notebook that a lab's end-to-end grading test runs anyway is not run a
+second time by nbval (see ``_graded_elsewhere``).
 """
 
 LONGEST_FIRST = (
@@ -28,5 +31,28 @@ def _rank(nodeid: str) -> int:
     )
 
 
+GRADED_END_TO_END = "tests/instructor/test_kernel_functions.py::TestTrained_"
+
+
+def _graded_elsewhere(items) -> set[str]:
+    """The solution notebooks that a TestTrained_<lab> test of this session runs.
+
+    That test grades the solution in the grader's sandbox, in a fresh kernel, and requires
+    every point and no error in any other cell: it is the notebook's run, so nbval does not
+    run the same notebook again. (Run alone, ``pytest solutions/<lab>.ipynb`` still runs it.)
+    """
+    return {
+        f"solutions/{item.nodeid[len(GRADED_END_TO_END) :].split('::')[0]}.ipynb"
+        for item in items
+        if item.nodeid.startswith(GRADED_END_TO_END)
+    }
+
+
 def pytest_collection_modifyitems(session, config, items):
+    twice = _graded_elsewhere(items)
+    if twice:
+        dropped = [item for item in items if item.nodeid.split("::")[0] in twice]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item.nodeid.split("::")[0] not in twice]
     items.sort(key=lambda item: _rank(item.nodeid))

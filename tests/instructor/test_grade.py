@@ -824,6 +824,7 @@ def test_tiny_class_end_to_end_through_the_cli(tiny, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "3 student(s); run status: 2 ok, 1 timeout." in summary
     assert "Score out of 5.5: median 5.5" in summary and "full marks 2." in summary
+    assert "quartiles 4.5 and 5.5" in summary  # never outside the scores' range
     assert "| `test_square` | 2 | 2/3 (67%) |" in summary
     assert "| `test_hypot` | 3.5 | 3/3 (100%) |" in summary
     assert "- cyd: timeout" in summary and "![score distribution](scores_lab99_tiny.png)" in summary
@@ -856,6 +857,26 @@ def test_total_timeout_stops_the_run_and_keeps_earlier_points(tiny, tmp_path):
                       limits=limits, log=lambda *_: None)  # fmt: skip
     assert (r.status, r.scores) == (grade.TIMEOUT, {"test_square": 2.0, "test_hypot": 0.0})
     assert "ran past the total limit of 8 s" in r.feedback[1]["reason"]
+
+
+def test_a_given_cell_past_its_limit_is_named_and_the_run_goes_on(tiny, tmp_path):
+    """A timeout outside the exercises says which cell; the cells after it still run, and
+    errors there are kept for the instructor (the course's tests require none in a
+    solution's run)."""
+    nb = filled(tiny["starter"], nbformat.read(tiny["path"], as_version=4))
+    loop = "import time\n\nwhile get_ipython():  # in the kernel only, not where the tests run\n"
+    nb.cells.insert(2, v4.new_code_cell(loop + "    time.sleep(0.05)"))
+    nb.cells.insert(3, v4.new_code_cell("1 / 0"))
+    write(tmp_path / "subs", "dan", "lab99_tiny.ipynb", nb)
+    limits = Limits(cell_timeout=3, total_timeout=60, memory_mb=1024, fast=True)
+    [r] = grade.grade(tmp_path / "subs", tmp_path / "out", solutions_dir=tiny["dir"],
+                      limits=limits, log=lambda *_: None)  # fmt: skip
+    assert (r.status, r.total) == (grade.TIMEOUT, r.max_total)
+    where = "Cell 2 (`import time`) ran past its time limit of 3 s and was interrupted after"
+    assert r.notes[0].startswith(where), r.notes
+    assert r.cell_errors == {3: "ZeroDivisionError: division by zero"}
+    assert where in (tmp_path / "out" / "feedback" / "dan" / "lab99_tiny.md").read_text()
+    assert f"- dan: timeout ({where}" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_grades_folder_inside_submissions_is_no_student_and_stray_files_are_named(tiny, tmp_path):

@@ -163,7 +163,8 @@ TRAINED_LABS = [
 def _trained_lab_end_to_end(path, tmp_path):
     """The course's labs that grade a trained model, end to end (FAST mode): the
     solution's answers earn every point (their hidden tests score the model the notebook
-    trained, in the kernel), the untouched starter earns none of the model's tests."""
+    trained, in the kernel) and every cell of the solution runs without an error; the
+    untouched starter earns none of the model's tests."""
     starter = nbformat.read(ROOT / "labs" / path.name, as_version=4)
     solution = nbformat.read(path, as_version=4)
     write(tmp_path / "subs", "ada", path.name, filled(starter, solution))
@@ -176,7 +177,10 @@ def _trained_lab_end_to_end(path, tmp_path):
     )
     got = {r.student: r for r in results if r.lab == path.name}
     ada, bob = got["ada"], got["bob"]
-    assert ada.status == "ok" and ada.total == ada.max_total, ada.feedback
+    assert ada.status == "ok" and ada.total == ada.max_total, (ada.notes, ada.feedback)
+    # every other cell ran without an error, as under nbval: this run stands in for the
+    # solution's nbval run in `make test` (see conftest.py)
+    assert ada.cell_errors == {}, ada.cell_errors
     kernel = set(solution.metadata["workbook"]["kernel_functions"])
     model_tests = [
         nbgrader_meta(c)["grade_id"]

@@ -131,6 +131,9 @@ def load_lab(path: Path) -> Lab:
     return Lab(path.name, template, starter, grade_cells, written)
 
 
+WRITTEN = "Written answer"  # how each note quoting a written answer starts
+
+
 def written_answers(lab: Lab, student: nbformat.NotebookNode) -> list[str]:
     """Notes that quote the student's written answers, which an instructor grades by hand."""
     answers = {
@@ -145,7 +148,7 @@ def written_answers(lab: Lab, student: nbformat.NotebookNode) -> list[str]:
             text = "(no answer)"
         quoted = "\n".join("> " + line for line in text.splitlines())
         notes.append(
-            f"Written answer `{w.grade_id}` ({_num(w.points)} points, graded by hand, "
+            f"{WRITTEN} `{w.grade_id}` ({_num(w.points)} points, graded by hand, "
             f"not in the score above):\n\n{quoted}\n"
         )
     return notes

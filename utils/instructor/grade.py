@@ -70,7 +70,7 @@ from utils.instructor.report import (  # noqa: F401
 from utils.instructor.run import lab_spec, make_unit, new_salt, run_units
 from utils.instructor.sandbox import isolation
 from utils.instructor.sandbox.worker import Limits
-from utils.instructor.score import STDIN_HINT, Result, score  # noqa: F401
+from utils.instructor.score import STDIN_HINT, Result, given_cells, score  # noqa: F401
 from utils.instructor.summary import write_summary
 
 CACHE = ROOT / ".grader-cache"
@@ -130,6 +130,7 @@ def calibrate(
         graded = graded_of[lab.name]
         status, feedback = score(lab, graded, res, generous)
         failed = [f"{f['grade_id']}: {f['reason']}" for f in feedback if not f["passed"]]
+        failed += given_cells(graded, res, generous)[0]
         if failed or status != OK:
             raise GradingError(
                 f"the solution of {lab.name} does not earn every point here (status {status}); "
@@ -257,6 +258,8 @@ def grade(
                 lim = limits_of[(student, lab.name)]
                 status, feedback = score(lab, graded, res, limits, breaks, lim)
                 r.status, r.feedback, r.seconds = status, feedback, res["seconds"]
+                interrupted, r.cell_errors = given_cells(graded, res, limits, lim)
+                r.notes[:0] = interrupted  # first: they say where a timeout happened
                 r.notes += [
                     f"Loading your functions for the tests: {why}"
                     for why in res.get("functions_failed", [])[:5]

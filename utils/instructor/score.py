@@ -36,6 +36,9 @@ class Result:
     seconds: float = 0.0
     review: str = ""
     isolation: str = ""
+    # index in the graded notebook -> "Name: message", for the cells the lab gives (not the
+    # exercises, not the tests) that raised where the lab does not expect it
+    cell_errors: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def no_points(cls, student: str, lab, status: str, notes=(), review: str = "") -> Result:
@@ -176,3 +179,40 @@ def score(
         previous = i
         feedback.append(item)
     return status, feedback
+
+
+def given_cells(
+    graded: GradedNotebook,
+    result: dict,
+    limits: Limits,
+    cell_limits: dict[int, float] | None = None,
+) -> tuple[list[str], dict[int, str]]:
+    """What happened in the cells the lab gives (neither exercises nor tests).
+
+    Returns the notes for the feedback (each such cell that ran past its limit, named by
+    its index and first line, so that a ``timeout`` status says where) and the errors of
+    those cells that are not tagged ``raises-exception`` (index -> ``"Name: message"``).
+    """
+    cells = result["cells"]
+    own = set(graded.grade_cells) | set(graded.exercise_of)
+    notes = []
+    for k in sorted(set(result.get("timed_out", [])) - own):
+        if not 0 <= k < len(graded.nb.cells):
+            continue
+        first = next((line for line in graded.nb.cells[k].source.splitlines() if line.strip()), "")
+        seconds = (result.get("cell_seconds") or {}).get(str(k))
+        ran = f" after {float(seconds):.0f} s" if seconds is not None else ""
+        notes.append(
+            f"Cell {k} (`{first.strip()[:60]}`) ran past its time limit of "
+            f"{(cell_limits or {}).get(k, limits.cell_timeout):g} s and was interrupted{ran}."
+        )
+    errors = {}
+    for k, cell in enumerate(cells):
+        if k in own or k >= len(graded.nb.cells):
+            continue
+        if "raises-exception" in graded.nb.cells[k].get("metadata", {}).get("tags", []):
+            continue
+        e = _error_of(cell)
+        if e and not (k in result.get("timed_out", []) and e.get("ename") == "KeyboardInterrupt"):
+            errors[k] = f"{e.get('ename')}: {clean(str(e.get('evalue', '')))[:300]}"
+    return notes, errors

@@ -13,6 +13,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from utils.instructor.assemble import WRITTEN
 from utils.instructor.report import num as _num
 
 
@@ -54,7 +55,11 @@ def summary_markdown(results, lab_list, out: Path) -> str:
             + "."
         )
         if totals:
-            q = statistics.quantiles(totals, n=4) if len(totals) > 1 else [totals[0]] * 3
+            q = (  # inclusive: quartiles between the lowest and the highest score
+                statistics.quantiles(totals, n=4, method="inclusive")
+                if len(totals) > 1
+                else [totals[0]] * 3
+            )
             lines.append(
                 f"Score out of {_num(lab.max_total)}: median {_num(statistics.median(totals))}, "
                 f"quartiles {_num(q[0])} and {_num(q[2])}, "
@@ -76,7 +81,9 @@ def summary_markdown(results, lab_list, out: Path) -> str:
         trouble = [r for r in mine if r.status != "ok"]
         lines += ["", "Runs that did not end normally:" if trouble else "Every run ended normally."]
         for r in trouble:
-            note = r.notes[0].splitlines()[0] if r.notes else ""
+            # the first note about the run (a written answer says nothing about it)
+            about_run = [n for n in r.notes if not n.startswith(WRITTEN)]
+            note = about_run[0].splitlines()[0] if about_run else ""
             lines.append(f"- {r.student}: {r.status}" + (f" ({note})" if note else ""))
         lines.append("")
     return "\n".join(lines)
