@@ -89,3 +89,17 @@ def mutated_namespace(path: Path | str, old: str, new: str, tag: str = "defs") -
     ns: dict = {"__name__": "notebook:mutant"}
     exec(compile(source.replace(old, new), str(path), "exec"), ns)
     return ns
+
+
+def nbval_text(outputs) -> str:
+    """What nbval compares of a cell tagged ``nbval-check-output``: its printed text, with
+    the substitutions of tests/nbval_sanitize.cfg (addresses, paths, timings)."""
+    import configparser
+    import re
+
+    text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "tests" / "nbval_sanitize.cfg")
+    for section in config.sections():
+        text = re.sub(config[section]["regex"], config[section]["replace"], text)
+    return text

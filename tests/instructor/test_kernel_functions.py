@@ -11,12 +11,13 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tests.factories import ROOT, grade_cell, solution_cell, write_notebook
+from tests.factories import ROOT, grade_cell, nbval_text, solution_cell, write_notebook
 from tests.instructor.test_grade import filled, write
 from utils.instructor import grade, labgen
-from utils.instructor.notebook import nbgrader_meta
+from utils.instructor.notebook import STUB, nbgrader_meta
 from utils.instructor.sandbox.remote import free_names
 from utils.instructor.sandbox.worker import Limits
+from utils.instructor.score import given_cells
 
 LIMITS = Limits(cell_timeout=4, total_timeout=120, memory_mb=2048, fast=True)
 v4 = nbformat.v4
@@ -160,27 +161,55 @@ TRAINED_LABS = [
 ]
 
 
-def _trained_lab_end_to_end(path, tmp_path):
+# The untouched starter is graded for one lab: its kernel functions raise
+# NotImplementedError, which fails every test that calls them (as
+# test_a_kernel_function_is_judged_on_what_it_returns shows on a small lab, and the starter
+# runs of tests/labs/test_labs_in_sync.py show for every lab's visible tests). Grading
+# every lab's starter again would add a sixth of `make test` and find nothing new.
+STARTER_GRADED = "lab06_ecg_anomalies"
+
+
+def _trained_lab_end_to_end(path, tmp_path, monkeypatch):
     """The course's labs that grade a trained model, end to end (FAST mode): the
     solution's answers earn every point (their hidden tests score the model the notebook
     trained, in the kernel) and every cell of the solution runs without an error; the
-    untouched starter earns none of the model's tests."""
+    untouched starter (of ``STARTER_GRADED``) earns none of the model's tests."""
     starter = nbformat.read(ROOT / "labs" / path.name, as_version=4)
     solution = nbformat.read(path, as_version=4)
     write(tmp_path / "subs", "ada", path.name, filled(starter, solution))
-    write(tmp_path / "subs", "bob", path.name, starter)
+    if path.stem == STARTER_GRADED:
+        write(tmp_path / "subs", "bob", path.name, starter)
     # generous: CI runs this beside other notebooks on 2 cores (a slow cell is not a wrong one)
     limits = Limits(cell_timeout=600, total_timeout=1800, fast=True)
+    runs = []  # (graded notebook, the worker's result) of each student, as scored
+
+    def keep(graded, result, *args):
+        runs.append((graded, result))
+        return given_cells(graded, result, *args)
+
+    monkeypatch.setattr(grade, "given_cells", keep)
     # the solution's own grading (calibration) adds nothing here: ada is the solution
     results = grade.grade(
         tmp_path / "subs", tmp_path / "out", limits=limits, log=lambda *_: None, calibrated=False
     )
     got = {r.student: r for r in results if r.lab == path.name}
-    ada, bob = got["ada"], got["bob"]
+    ada = got["ada"]
     assert ada.status == "ok" and ada.total == ada.max_total, (ada.notes, ada.feedback)
     # every other cell ran without an error, as under nbval: this run stands in for the
     # solution's nbval run in `make test` (see conftest.py)
     assert ada.cell_errors == {}, ada.cell_errors
+    # and the cells nbval compares print what the stored notebook shows
+    [(graded, result)] = [
+        (g, r) for g, r in runs if not any(STUB[1] in code for code in g.sources.values())
+    ]
+    for k, cell in enumerate(graded.nb.cells):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if k in graded.grade_cells or "nbval-check-output" not in tags:
+            continue  # the tests run outside the kernel: tests/labs/test_tests_run_outside.py
+        stored = solution.cells[graded.origin[k]].outputs
+        assert nbval_text(result["cells"][k]["outputs"]) == nbval_text(stored), (
+            f"{path.name} cell {graded.origin[k]} prints something else than its stored output"
+        )
     kernel = set(solution.metadata["workbook"]["kernel_functions"])
     model_tests = [
         nbgrader_meta(c)["grade_id"]
@@ -188,15 +217,17 @@ def _trained_lab_end_to_end(path, tmp_path):
         if c.cell_type == "code" and nbgrader_meta(c).get("grade") and kernel & free_names(c.source)
     ]
     assert model_tests, "a lab with kernel_functions has tests that call them"
-    assert all(bob.scores[t] == 0 for t in model_tests), bob.scores
+    if path.stem == STARTER_GRADED:
+        bob = got["bob"]
+        assert bob.status == "ok" and all(bob.scores[t] == 0 for t in model_tests), bob.scores
 
 
 def _trained_lab_class(path):
     """A test class for one lab: pytest-xdist's ``loadscope`` sends each class to a worker of
     its own, so the labs' end-to-end gradings (up to two minutes each) run side by side."""
 
-    def test_solution_every_point_starter_none(self, tmp_path):
-        _trained_lab_end_to_end(path, tmp_path)
+    def test_solution_every_point_starter_none(self, tmp_path, monkeypatch):
+        _trained_lab_end_to_end(path, tmp_path, monkeypatch)
 
     return type(
         f"TestTrained_{path.stem}",
@@ -240,3 +271,7 @@ def test_the_tests_pick_the_mode_the_kernel_runs_in(monkeypatch):
     with worker._fast_mode(False):
         assert pick(full=0.70, fast=0.30) == 0.70
     assert "WORKBOOK_FAST" not in __import__("os").environ
+
+
+def test_the_lab_whose_starter_is_graded_is_a_lab_with_kernel_functions():
+    assert STARTER_GRADED in [p.stem for p in TRAINED_LABS]

@@ -15,7 +15,7 @@ import io
 import nbformat
 import pytest
 
-from tests.factories import ROOT
+from tests.factories import ROOT, nbval_text
 from utils.checks.core import fresh_inputs
 from utils.instructor.assemble import load_lab
 from utils.instructor.notebook import nbgrader_meta
@@ -57,12 +57,16 @@ SALTS = [952158461, 555122063, 0, 1, 2**31 - 1]
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_the_solution_passes_every_test_cell_for_any_salt(path):
     """The grader draws fresh inputs per run (``fresh_inputs``): a correct submission
-    must pass on all of them, not on most."""
+    must pass on all of them, not on most. Without a salt, a test cell prints what the
+    stored notebook shows."""
     lab = load_lab(path)
     ns: dict = {"__name__": "__solution__"}
     exec(setup_imports(lab.setup_source), ns)  # noqa: S102
+    stored_outputs = {}
     for cell in nbformat.read(path, as_version=4).cells:
         meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and meta.get("grade"):
+            stored_outputs[meta["grade_id"]] = cell.outputs
         if cell.cell_type == "code" and (
             meta.get("solution") or (not meta.get("grade") and is_definitions(cell.source))
         ):
@@ -74,6 +78,17 @@ def test_the_solution_passes_every_test_cell_for_any_salt(path):
         and nbgrader_meta(c).get("grade")
         and not free_names(c.source) & set(lab.kernel_functions)
     ]
+    # first with the inputs the notebook's own run draws: what nbval compares in the cells
+    # tagged nbval-check-output must be what the stored notebook shows (make test does not
+    # run nbval on the labs that a test grades end to end, see conftest.py)
+    for cell in tests:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(python_of(cell.source), dict(ns))  # noqa: S102
+        if "nbval-check-output" in cell.get("metadata", {}).get("tags", []):
+            stored = nbval_text(stored_outputs[nbgrader_meta(cell)["grade_id"]])
+            got = nbval_text([{"output_type": "stream", "text": printed.getvalue()}])
+            assert got == stored, f"{nbgrader_meta(cell)['grade_id']} prints another text"
     for salt in SALTS:
         for cell in tests:
             with fresh_inputs(salt), contextlib.redirect_stdout(io.StringIO()):
