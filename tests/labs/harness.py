@@ -54,8 +54,19 @@ class Solution(Mapping):
 
     def __init__(self, sources: list[str], *, filename: str, preamble: str):
         self.sources, self.filename, self.preamble = list(sources), filename, preamble
-        self.namespace = self._execute(self.sources)
+        self.extras: dict = {}  # more names for the namespace, set before it is built
+        self.aliases: dict[str, str] = {}  # new name -> a name the cells define
+        self._namespace: dict | None = None
         self.accepted: set[str] = set()  # checks already seen to pass the solution
+
+    @property
+    def namespace(self) -> dict:
+        """Built at first use, not at import: pytest imports every test module in each
+        of its processes to collect them, and a preamble may load a dataset."""
+        if self._namespace is None:
+            ns = {**self._execute(self.sources), **self.extras}
+            self._namespace = {**ns, **{new: ns[old] for new, old in self.aliases.items()}}
+        return self._namespace
 
     def _execute(self, sources: list[str]) -> dict:
         ns: dict = {"__name__": f"solution:{Path(self.filename).stem}"}

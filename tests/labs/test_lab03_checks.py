@@ -81,7 +81,7 @@ CHECKS = {
     ),
     "attention_lift": lc.check_attention_lift,
 }
-SOL.namespace["predict_positive with a bar"] = SOL["predict_positive"]
+SOL.aliases["predict_positive with a bar"] = "predict_positive"
 EXERCISES = [
     "reverse_padded",
     "bi_lstm_from",

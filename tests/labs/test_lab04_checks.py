@@ -95,7 +95,7 @@ CHECKS = {
         lc.check_char_log_probs, source="unseen", max_loss=STAND_IN_LOSS
     ),
 }
-SOL.namespace["char_log_probs with a bar"] = SOL["char_log_probs"]
+SOL.aliases["char_log_probs with a bar"] = "char_log_probs"
 EXERCISES = [  # the exercises' grade ids: the functions their tests call
     "batchify",
     "train_steps_from",
