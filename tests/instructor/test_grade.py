@@ -32,6 +32,7 @@ from utils.instructor.notebook import nbgrader_meta, without_markers
 from utils.instructor.sandbox import worker
 from utils.instructor.sandbox.policy import Policy
 from utils.instructor.sandbox.worker import Limits, _Watchdog
+from utils.instructor.score import given_cells
 
 LAB1 = "lab01_rnn_from_scratch.ipynb"
 SOLUTION = ROOT / "solutions" / LAB1
@@ -877,6 +878,44 @@ def test_a_given_cell_past_its_limit_is_named_and_the_run_goes_on(tiny, tmp_path
     assert r.cell_errors == {3: "ZeroDivisionError: division by zero"}
     assert where in (tmp_path / "out" / "feedback" / "dan" / "lab99_tiny.md").read_text()
     assert f"- dan: timeout ({where}" in (tmp_path / "out" / "summary.md").read_text()
+
+
+WIDGET_CELL = """\
+import ipywidgets as widgets
+
+out = widgets.Output()
+display(widgets.Text(value="hello"), out)
+for k in range(3):
+    out.clear_output(wait=True)
+    with out:
+        print(f"inside the widget {k}")"""
+
+
+def test_the_grader_mimics_no_widget_frontend(tmp_path, monkeypatch):
+    """What ``with out:`` prints lands in the cell's outputs: the grader's client sends the
+    kernel no comm messages (nbclient's Output-widget mimicry sometimes lost a cell's
+    reply that way, and the cell ran into its time limit)."""
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    nb = tiny_solution()
+    nb.cells.append(v4.new_code_cell(WIDGET_CELL))
+    path = solutions / "lab99_tiny.ipynb"
+    nbformat.write(nb, path)
+    starter = labgen.strip_solutions(nbformat.read(path, as_version=4), path)
+    write(tmp_path / "subs", "ada", "lab99_tiny.ipynb", filled(starter, nb))
+    runs = []
+
+    def keep(graded, result, *args):
+        runs.append(result)
+        return given_cells(graded, result, *args)
+
+    monkeypatch.setattr("utils.instructor.grade.given_cells", keep)
+    limits = Limits(cell_timeout=60, total_timeout=120, memory_mb=1024, fast=True)
+    [r] = grade.grade(tmp_path / "subs", tmp_path / "out", solutions_dir=solutions,
+                      limits=limits, calibrated=False, log=lambda *_: None)  # fmt: skip
+    assert (r.status, r.total, r.cell_errors) == (grade.OK, r.max_total, {})
+    printed = "".join(o.get("text", "") for o in runs[0]["cells"][-1]["outputs"])
+    assert "inside the widget 2" in printed
 
 
 def test_grades_folder_inside_submissions_is_no_student_and_stray_files_are_named(tiny, tmp_path):

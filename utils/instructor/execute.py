@@ -23,6 +23,23 @@ from utils.instructor.notebook import clean_metadata
 KERNEL = "python3"
 
 
+class HeadlessClient(NotebookClient):
+    """A notebook client that does not act as a widget frontend.
+
+    For Output widgets, nbclient mimics a frontend: each output captured by ``with out:``
+    makes it send a comm message to the kernel on the shell channel, from the coroutine
+    that reads the outputs, while another coroutine waits on that same socket for the
+    cell's reply. Now and then the reply is never seen and the cell "runs" until its time
+    limit (about 1 run in 8 of a cell like Lab 5's translation box, on a loaded machine).
+    Without the mimicry, what a widget's ``with out:`` prints lands in the cell's own
+    outputs, and nothing but execute requests goes to the kernel. The grader and the lab
+    generator, which keep no widget state, run notebooks with this client.
+    """
+
+    def on_comm_open_jupyter_widget(self, msg):
+        return None
+
+
 @contextmanager
 def environment(**values: str | None):
     """Temporarily set (or, with ``None``, unset) environment variables."""
@@ -50,11 +67,14 @@ def run_notebook(
     allow_errors: bool = False,
     timeout: int = 600,
     exports: Path | None = None,
+    widgets: bool = True,
 ) -> nbformat.NotebookNode:
     """Run ``nb`` top to bottom in a fresh kernel whose working directory is ``cwd``.
 
     ``exports``: the folder the kernel's labs export to and load from
     (``WORKBOOK_EXPORTS``); default: as the environment says (``exports/``).
+    ``widgets``: keep the widgets' state and outputs, as a frontend would (stored
+    notebooks show them); without, run with :class:`HeadlessClient`.
     """
     where = str(exports) if exports is not None else os.environ.get("WORKBOOK_EXPORTS")
     with environment(
@@ -62,7 +82,7 @@ def run_notebook(
         PYDEVD_DISABLE_FILE_VALIDATION="1",
         WORKBOOK_EXPORTS=where,
     ):
-        client = NotebookClient(
+        client = (NotebookClient if widgets else HeadlessClient)(
             nb,
             timeout=timeout,
             kernel_name=KERNEL,

@@ -120,10 +120,10 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
     from utils.checks.core import fresh_inputs
+    from utils.instructor.execute import HeadlessClient
 
     nb = nbformat.from_dict(lab["notebook"])
     n_cells = len(nb.cells)
@@ -160,7 +160,7 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
     replies: dict[int, dict] = {}
     cap = _OutputCap()
 
-    class CappedClient(NotebookClient):
+    class CappedClient(HeadlessClient):  # headless: no frontend mimicked for widgets
         def output(self, outs, msg, display_id, cell_index):
             out = super().output(outs, msg, display_id, cell_index)
             if (
