@@ -50,9 +50,8 @@ def _graded_elsewhere(items) -> set[str]:
 
 def pytest_collection_modifyitems(session, config, items):
     twice = _graded_elsewhere(items)
-    if twice:
-        dropped = [item for item in items if item.nodeid.split("::")[0] in twice]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = [item for item in items if item.nodeid.split("::")[0] not in twice]
+    dropped = [item for item in items if item.nodeid.split("::")[0] in twice]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.nodeid.split("::")[0] not in twice]
     items.sort(key=lambda item: _rank(item.nodeid))

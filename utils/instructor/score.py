@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from utils.instructor.assemble import GradedNotebook, Lab
+from utils.instructor.notebook import RAISES
 from utils.instructor.report import DIED, ERROR, MEMORY, OK, TIMEOUT
 from utils.instructor.sandbox import protocol
 from utils.instructor.sandbox.worker import Limits
@@ -210,7 +211,7 @@ def given_cells(
     for k, cell in enumerate(cells):
         if k in own or k >= len(graded.nb.cells):
             continue
-        if "raises-exception" in graded.nb.cells[k].get("metadata", {}).get("tags", []):
+        if RAISES in graded.nb.cells[k].get("metadata", {}).get("tags", []):
             continue
         e = _error_of(cell)
         if e and not (k in result.get("timed_out", []) and e.get("ename") == "KeyboardInterrupt"):
