@@ -201,6 +201,18 @@ def test_a_function_that_loops_or_crashes_costs_its_test_only(tmp_path):
         server.close()
 
 
+def test_loading_a_cell_the_kernel_interrupted_gets_its_time_once_more_not_ten_times():
+    from utils.instructor.sandbox.limits import Limits
+    from utils.instructor.sandbox.worker import load_budget
+
+    limits = Limits(cell_timeout=10, cell_factor=10)
+    seconds = {2: 3.0, 3: 10.1, 5: 0.5}  # cell 3 looped until the kernel interrupted it
+    assert load_budget(limits, seconds, set(), range(0, 3)) == 30.0  # 10 x 3.0 s
+    assert load_budget(limits, seconds, {3}, range(0, 6)) == 35.0 + 10.1
+    assert load_budget(limits, seconds, {3}, range(3, 4)) == 10.0 + 10.1  # never < the limit
+    assert load_budget(limits, seconds, set(), range(3, 4)) == 101.0  # slow, not stopped
+
+
 def test_tests_read_only_the_setup_imports_and_their_own_names():
     setup = "%matplotlib inline\nimport numpy as np\nx = 1\nfrom utils.checks import rel_error"
     assert setup_imports(setup) == "import numpy as np\nfrom utils.checks import rel_error"

@@ -115,6 +115,15 @@ def _test_trace(e: BaseException, filename: str, source: str) -> str:
     return "\n".join(lines[-1:] + ([f"in your code:\n{trace}"] if trace else []))
 
 
+def load_budget(limits: Limits, seconds: dict[int, float], stopped: set[int], cells) -> float:
+    """Seconds the function server may take to load ``cells``: their run time in the
+    kernel (``seconds``) times the factor; a cell the kernel interrupted at its limit
+    (in ``stopped``) gets that time once more, not ten times it: it loops or is too
+    slow, and the test that needs it fails either way."""
+    ran = sum(seconds.get(i, 0.0) for i in cells if i not in stopped)
+    return limits.for_cell(ran) + sum(seconds.get(i, 0.0) for i in cells if i in stopped)
+
+
 def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: bool, salt) -> dict:
     """Run one graded notebook (see the module docstring); returns its result."""
     import nbformat
@@ -219,13 +228,13 @@ def run_lab(lab: dict, limits: Limits, folder: Path, exports: Path, isolate: boo
         forbid=lab_forbid,
     )  # fmt: skip
 
-    def load_budget(start: int, stop: int) -> float:
-        ran = sum(seconds.get(i, 0.0) for i in range(start, stop))
-        return limits.for_cell(ran)
+    def budget(start: int, stop: int) -> float:
+        stopped = watchdog.timed_out if watchdog is not None else set()
+        return load_budget(limits, seconds, stopped, range(start, stop))
 
     server = remote.FunctionServer(
         fargv, fenv or None, fhome, lab["setup"], lab.get("sources", []),
-        private / "functions.log", load_budget,
+        private / "functions.log", budget,
     )  # fmt: skip
 
     def kernel_execute(code: str) -> list:
