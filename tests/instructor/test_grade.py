@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -676,6 +677,35 @@ def test_score_takes_the_verdicts_of_the_tests_and_the_rules(tiny):
     mem = {"ename": "_ArrayMemoryError", "evalue": "Unable to allocate", "traceback": []}
     cells[2] = cell(reply={"status": "error"}, error=mem)
     assert grade.score(lab, g, _result(cells, passed), TEST_LIMITS)[0] == grade.MEMORY
+
+
+def test_two_gradings_started_together_grade_the_solution_once(tiny, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(grade, "CACHE", tmp_path / "cache")
+    runs = []
+
+    def slow_calibration(lab_list, limits, isolate, path, **_):
+        runs.append(path)
+        time.sleep(0.5)  # the second caller arrives while the first grades the solution
+        path.write_text(json.dumps({"lab99_tiny.ipynb": {"2": 0.25}}), encoding="utf-8")
+        return {"lab99_tiny.ipynb": {2: 0.25}}
+
+    monkeypatch.setattr(grade, "_calibrate", slow_calibration)
+    got = []
+
+    def calibrate():
+        got.append(
+            grade.calibrate([tiny["lab"]], TEST_LIMITS, False, jobs=1, scheduler=None, log=print)
+        )
+
+    threads = [threading.Thread(target=calibrate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 1 and got == [{"lab99_tiny.ipynb": {2: 0.25}}] * 2
 
 
 def test_rules_read_from_the_source():

@@ -32,6 +32,7 @@ on a Dask cluster with ``scheduler`` (:mod:`.run`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,9 +110,33 @@ def calibrate(
     Raises GradingError when the solution does not earn every point.
     """
     path = CACHE / f"{_calibration_key(lab_list, limits, isolate)}.json"
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {lab: {int(k): v for k, v in cells.items()} for lab, cells in data.items()}
+    CACHE.mkdir(exist_ok=True)
+    # two gradings of the same lab started together grade its solution once: the second
+    # waits for the first's timings
+    with _locked(path.with_suffix(".lock")):
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return {lab: {int(k): v for k, v in cells.items()} for lab, cells in data.items()}
+        return _calibrate(lab_list, limits, isolate, path, scheduler=scheduler, log=log)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` between processes (none where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, at worst the solution is graded twice
+        yield
+        return
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _calibrate(lab_list, limits, isolate, path, *, scheduler, log) -> dict[str, dict[int, float]]:
     log("grading the solution first (its time per cell sets the students' limits) ...")
     generous = Limits(**{**limits.__dict__, "cell_timeout": limits.total_timeout})
     specs, graded_of = [], {}
@@ -137,7 +162,6 @@ def calibrate(
                 "fix the lab or the machine first:\n  " + "\n  ".join(failed)
             )
         timings[lab.name] = {graded.origin[int(i)]: s for i, s in res["cell_seconds"].items()}
-    CACHE.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(timings), encoding="utf-8")
     tmp.replace(path)
