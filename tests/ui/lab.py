@@ -350,10 +350,14 @@ class NotebookRun:
         if self.panel.count() != 1:
             self.fail(f"expected one notebook in the page, found {self.panel.count()}")
             return
-        # Run > Run All Cells, with the notebook as the current widget
-        self.panel.locator(".jp-Cell .jp-InputPrompt").first.click()  # not a link in a cell
-        self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        self.page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+        # Run > Run All Cells, with the notebook as the current widget (a click on a
+        # prompt, not on a link in a cell). No click here navigates, so none waits for
+        # navigations: on a loaded machine Playwright's wait after a click could outlast
+        # its timeout once the click was done (whether the run started is checked next,
+        # in _step_running).
+        self.panel.locator(".jp-Cell .jp-InputPrompt").first.click(no_wait_after=True)
+        self.page.locator(".lm-MenuBar-item", has_text="Run").first.click(no_wait_after=True)
+        self.page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click(no_wait_after=True)
         self.state = "running"
         self.opened = time.monotonic()
 
