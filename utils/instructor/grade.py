@@ -32,11 +32,12 @@ on a Dask cluster with ``scheduler`` (:mod:`.run`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
+
+from filelock import FileLock
 
 from utils import env
 from utils.env import ROOT
@@ -113,27 +114,11 @@ def calibrate(
     CACHE.mkdir(exist_ok=True)
     # two gradings of the same lab started together grade its solution once: the second
     # waits for the first's timings
-    with _locked(path.with_suffix(".lock")):
+    with FileLock(path.with_suffix(".lock")):
         if path.is_file():
             data = json.loads(path.read_text(encoding="utf-8"))
             return {lab: {int(k): v for k, v in cells.items()} for lab, cells in data.items()}
         return _calibrate(lab_list, limits, isolate, path, scheduler=scheduler, log=log)
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` between processes (none where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock, at worst the solution is graded twice
-        yield
-        return
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _calibrate(lab_list, limits, isolate, path, *, scheduler, log) -> dict[str, dict[int, float]]:
