@@ -3,8 +3,9 @@
 The reference indexes the stream directly: batch ``k``, row ``b``, step ``t`` holds
 character ``b * L + k * T + t`` of the stream, with ``L = (n - 1) // B`` characters per
 row, and the targets are the characters one further on. Known wrong answers (rows taken
-column-wise, inputs and targets swapped) come from the same indexing with one thing
-changed. Shapes::
+column-wise, inputs and targets swapped, rows of K T characters, no transpose) come from
+the same indexing with one thing changed. A second stream, of a multiple of B ids, catches
+rows of n // B characters (the last character has no target). Shapes::
 
     ids (n,) int64   X, Y (K, B, T) int64, K = L // T
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from utils.checks.core import passed, seeded
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import Cause, call_unchanged, compare, fail, unpack
 from utils.checks.lab04.common import long_tensor
 
@@ -37,8 +38,26 @@ def _layout(n: int, B: int, T: int, *, shift: int = 1, columns: bool = False):
 def check_batchify(fn: Callable, *, n: int = 1_003, B: int = 4, T: int = 7, seed: int = 0) -> None:
     """Check ``batchify(ids, batch_size, seq_len) -> (X, Y)`` on a random stream of ``n``
     ids: shapes (K, B, T), Y is X shifted by one character, row b of batch k + 1 continues
-    row b of batch k, and every id is where the lab's layout puts it."""
-    ids = torch.from_numpy(seeded(seed).integers(0, 65, size=n)).long()
+    row b of batch k, and every id is where the lab's layout puts it; then the same on a
+    stream whose length is a multiple of B (its last character has no target)."""
+    rng = seeded(seed)
+    for m in dict.fromkeys((n, n - n % B)):  # n, then a multiple of B when n is not one
+        try:
+            _check_stream(fn, torch.from_numpy(rng.integers(0, 65, size=m)).long(), B, T)
+        except CheckError as e:
+            if m % B or (m == n and " raised " not in str(e)):
+                raise
+            raise fail(f"with n = {m} ids, a multiple of B = {B}: {str(e).removeprefix('[FAIL] ')}",
+                       "The last character has no target, so a row holds L = (n - 1) // B "
+                       "characters, not n // B (X stops one character before the end, Y ends "
+                       "there).") from e  # fmt: skip
+    passed(f"batchify: {n} ids -> X, Y of shape ({(n - 1) // B // T}, {B}, {T}); Y is X shifted "
+           "by one, each row continues from batch to batch, every id in its place (also for "
+           "a stream of a multiple of B ids).")  # fmt: skip
+
+
+def _check_stream(fn: Callable, ids: torch.Tensor, B: int, T: int) -> None:
+    n = len(ids)
     out = unpack(call_unchanged(fn, "batchify", ids, B, T), "batchify", ("X", "Y"))
     L = (n - 1) // B
     K = L // T
@@ -63,6 +82,17 @@ def check_batchify(fn: Callable, *, n: int = 1_003, B: int = 4, T: int = 7, seed
             "X holds the targets: return X, Y in that order (X the inputs, "
             "Y the characters one further on).",
         ),  # fmt: skip
+        Cause(
+            stream[want_x.transpose(1, 0, 2).reshape(B, K * T).reshape(K, B, T)],
+            "The (B, K T) rows were reshaped straight to (K, B, T), which mixes the rows: "
+            "reshape to (B, K, T), then swap the first two axes (transpose(0, 1)).",
+        ),  # fmt: skip
+        Cause(
+            stream[(np.arange(B)[None, :, None] * K * T + want_x - want_x[0, :, :1])],
+            f"Each row holds K T = {K * T} characters, not L = (n - 1) // B = {(n - 1) // B}: "
+            "cut the stream into B rows of L first, then drop the end of each row that does "
+            "not fill a chunk.",
+        ),  # fmt: skip
     ]
     compare("X", x, stream[want_x].astype(np.float64), threshold=1e-12, causes=causes,
             dtype=None, hint="X[k, b, t] is character b * L + k * T + t of the stream.")  # fmt: skip
@@ -83,5 +113,3 @@ def check_batchify(fn: Callable, *, n: int = 1_003, B: int = 4, T: int = 7, seed
         )
     compare("Y", y, stream[want_y].astype(np.float64), threshold=1e-12, dtype=None,
             hint="Y[k, b, t] is character b * L + k * T + t + 1 of the stream.")  # fmt: skip
-    passed(f"batchify: {n} ids -> X, Y of shape ({K}, {B}, {T}); Y is X shifted by one, each row "
-           "continues from batch to batch, every id in its place.")  # fmt: skip

@@ -22,7 +22,11 @@ def long_tensor(label: str, out, shape: tuple, hint: str | None = None) -> torch
     if out.is_floating_point() or out.dtype == torch.bool:
         raise fail(f"{label} has dtype {out.dtype}, expected integer character ids (torch.long).",
                    "Index the id tensor; do not turn the ids into floats.")  # fmt: skip
-    return out.long()
+    if out.dtype != torch.long:
+        raise fail(f"{label} has dtype {out.dtype}, expected torch.long (int64) character ids.",
+                   "F.cross_entropy takes its targets as torch.long only: keep the ids' dtype "
+                   "(no .int() or dtype=torch.int32).")  # fmt: skip
+    return out
 
 
 class Reference(nn.Module):
