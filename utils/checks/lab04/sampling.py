@@ -4,13 +4,18 @@
 ``exp(z - max z)`` normalised, with ``z = logits / T`` and every logit below the k-th
 largest of its row set to minus infinity. Known wrong answers (the temperature applied
 after the softmax, multiplied instead of divided, k + 1 logits kept, the others zeroed
-instead of removed) are the same formula with one thing changed.
+instead of removed) are the same formula with one thing changed. One row (V,), as
+``sample_ids`` passes it, must work as well as a batch (N, V).
 
 ``generate_from`` is checked by what any correct sampler must do: with ``top_k=1`` it is
 greedy decoding, compared with the reference model fed the prompt and then its own
 argmax, one character at a time; with ``top_k=3`` every character it draws is among the
 three most likely under the reference given the text so far; the same seed gives the same
-text, and different seeds give different texts.
+text, and different seeds give different texts. Last, 600 characters drawn at temperature
+2 from a model whose next-character distribution never changes (the head's weight zero, its
+bias b) must show character 0 about as often as softmax(b / 2) says: a temperature ignored
+or applied twice, or a generator seeded anew at every step (the same random number every
+time), does not.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from utils.checks.core import passed, seeded
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import Cause, call_unchanged, compare, fail, tensor
 from utils.checks.lab04.common import Reference, long_tensor, random_weights
 
@@ -79,8 +84,20 @@ def check_sampling_probs(fn: Callable, *, N: int = 4, V: int = 12, seed: int = 0
                                 "-inf."))  # fmt: skip
         compare(label, p, _probs(L, T, k), threshold=1e-6, causes=causes, dtype=None,
                 hint="softmax(logits / T) over the k largest logits of each row, 0 elsewhere.")  # fmt: skip
+    row, label = logits[-1].clone(), "sampling_probs(logits[-1], temperature=0.7, top_k=3)"
+    one_d = ("sample_ids passes one row of logits, shape (V,): work on the last axis "
+             "(dim=-1) for the top k and the softmax, so that (V,) and (N, V) both work.")  # fmt: skip
+    try:
+        got = call_unchanged(fn, "sampling_probs", row, 0.7, 3)
+    except CheckError as e:
+        raise fail(
+            f"for a single row of {V} logits, {str(e).removeprefix('[FAIL] ')}", one_d
+        ) from e
+    got = tensor(label, got, (V,), "The shape of logits: (V,) for one row. " + one_d)
+    compare(label, got.double(), _probs(row.numpy()[None], 0.7, 3)[0], threshold=1e-6,
+            dtype=None, hint=one_d)  # fmt: skip
     passed(f"sampling_probs: {len(CASES)} settings of temperature and top_k on ({N}, {V}) "
-           "logits: distributions as the formula gives them.")  # fmt: skip
+           "logits and on one row (V,): distributions as the formula gives them.")  # fmt: skip
 
 
 def _greedy(weights, prompt, n, *, carry=True, prompt_tail=False):
@@ -161,5 +178,40 @@ def check_generate(fn: Callable, *, P: int = 6, n: int = 25, V: int = 10, E: int
         raise fail(f"{label} gives the same text for seeds 1, 2 and 3 (temperature 1.5, top_k "
                    "None).", "Sample from the distribution (torch.multinomial), not its argmax, "
                    "with a generator seeded by `seed`.")  # fmt: skip
+    share = _check_frequencies(fn, weights, prompt, V)
     passed(f"generate: greedy with top_k=1 ({n} ids after a prompt of {P}), only the top 3 with "
-           "top_k=3, the same text for the same seed, different texts for different seeds.")  # fmt: skip
+           "top_k=3, the same text for the same seed, different texts for different seeds; "
+           f"{share}.")  # fmt: skip
+
+
+def _check_frequencies(fn: Callable, weights: dict, prompt: torch.Tensor, V: int, *,
+                       draws: int = 600, T: float = 2.0, seed: int = 5) -> str:  # fmt: skip
+    """A model whose next character is always drawn from softmax(b / T) (the head's weight
+    zero, its bias b): character 0 must come about as often as that says. Independent draws
+    at the right temperature pass; the temperature ignored or applied twice, or the same
+    random number at every step (a generator made anew each step), do not."""
+    b0 = T * float(np.log(0.35 / 0.65 * (V - 1)))  # p(0) = 0.35 at temperature T
+    flat = {**weights, "head.weight": torch.zeros_like(weights["head.weight"]),
+            "head.bias": torch.zeros_like(weights["head.bias"])}  # fmt: skip
+    flat["head.bias"][0] = b0
+
+    def p0(t: float) -> float:
+        return float(np.exp(b0 / t) / (np.exp(b0 / t) + V - 1))
+
+    label = f"generate_from(..., n={draws}, temperature={T}, top_k=None, seed={seed})"
+    ids = long_tensor(label, call_unchanged(fn, "generate_from", flat, prompt, draws, T, None, seed),
+                      (draws,), f"{draws} new ids, the prompt not included.")  # fmt: skip
+    if len(set(ids.tolist())) == 1:
+        raise fail(f"{label} drew id {int(ids[0])} at all {draws} steps from a model that gives "
+                   f"every one of its {V} characters a probability of at least "
+                   f"{(1 - p0(T)) / (V - 1):.2f} at each step.", "The draws must be independent: "
+                   "make the seeded torch.Generator once, before the loop, and draw every "
+                   "character with it (not a generator seeded anew at every step).")  # fmt: skip
+    got, want = float((ids == 0).double().mean()), p0(T)
+    if abs(got - want) > 0.08:
+        raise fail(f"{label} drew id 0 in {got:.0%} of {draws} steps from a model that always "
+                   f"gives it probability softmax(logits / T) = {want:.0%} (T ignored: "
+                   f"{p0(1.0):.0%}; T applied twice: {p0(T * T):.0%}).", "Pass `temperature` "
+                   "to sampling_probs, once: it divides the logits by T (do not divide them "
+                   "yourself as well).")  # fmt: skip
+    return f"{got:.0%} of {draws} draws where temperature {T} gives {want:.0%}"
