@@ -54,19 +54,21 @@ def _given(start: str) -> str:
 BIGRAM = """
 class Bigram(nn.Module):
     # a 'trained model' without training: add-one bigram counts of the training text, as
-    # logits shifted by a constant (so that a missing log_softmax shows)
+    # logits shifted by a constant (so that a missing log_softmax shows), with dropout, left
+    # in training mode (so that a missing model.eval() shows)
     def __init__(self):
         super().__init__()
         ids = encode(shakespeare_split()[0])
         counts = torch.ones(V, V, dtype=torch.float64)
         counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1, dtype=torch.float64), accumulate=True)
         self.register_buffer("table", (counts / counts.sum(1, keepdim=True)).log().float() + 3.0)
+        self.drop = nn.Dropout(0.2)
 
     def forward(self, x, state=None):
-        return self.table[x], state
+        return self.drop(self.table[x]), state
 
 
-model = Bigram()
+model = Bigram().train()
 """
 PREAMBLE = (
     "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
@@ -349,6 +351,8 @@ MUTATIONS = [
     barred("log_probs: uniform", LOGP, "log_probs = F.log_softmax(0 * logits[0], dim=-1)", "above"),
     text("log_probs: softmax over positions", LOGP, "log_probs = F.log_softmax(logits[0], dim=0)",
          "char_log_probs", "not log-probabilities"),
+    text("log_probs: dropout left on", "model.eval()\n    with torch.no_grad():\n        logits, _ = model(encode",
+         "with torch.no_grad():\n        logits, _ = model(encode", "char_log_probs", "eval mode"),
     Mutation("log_probs: reads ahead", "char_log_probs", wrap("char_log_probs", _peeks), "changed when only"),
     Mutation("log_probs: looks the text up in the data file", "char_log_probs with a bar",
              wrap("char_log_probs", _lookup), "above"),

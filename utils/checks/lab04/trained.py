@@ -15,7 +15,8 @@ it, and computes the loss itself: the mean of ``-log p(next character)`` in nats
 Before the text goes out, 2 % of its letters are replaced by random letters (typos, drawn
 with ``seeded``, so they change with every grading run), and the loss counts only the
 characters that were not replaced. The check also holds each row to the characters
-before it: row ``t`` may not change when text after position ``t`` changes.
+before it: row ``t`` may not change when text after position ``t`` changes; and the same
+text must get the same answer twice (dropout off).
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ def check_char_log_probs(fn: Callable, *, source: str = "validation", count: int
     texts = _texts(source, seed, count, length)
     first = texts[0][0]
     lp = _log_probs(fn, first, V)
+    again = _log_probs(fn, first, V)
+    if not np.allclose(again, lp, atol=1e-5):
+        raise fail("char_log_probs gave different log-probabilities for the same text on a second "
+                   f"call (row 0: {lp[0, :3].round(4).tolist()}... then "
+                   f"{again[0, :3].round(4).tolist()}...).", "Put the model in eval mode "
+                   "(model.eval()) inside the function, so that dropout is off.")  # fmt: skip
     cut = len(first) - len(first) // 3
     lp2 = _log_probs(fn, first[:cut] + "".join(reversed(first[cut:])), V)
     moved = np.flatnonzero(np.abs(lp2[:cut] - lp[:cut]).max(axis=1) > 1e-4)
