@@ -195,6 +195,9 @@ MUTATIONS = [
     text("reverse: padding from position 0", IDX, "idx = torch.where(t < L, L - 1 - t, 0 * t)", "reverse_padded",
          "differs from the reference"),
     text("reverse: floats for ids", GATHER, "return x.gather(1, idx).double()", "reverse_padded", "dtype"),
+    text("reverse: detached", GATHER, "return x.detach().gather(1, idx)", "reverse_padded", "not connected to x"),
+    text("reverse: through NumPy", GATHER, "return torch.from_numpy(np.take_along_axis(x.detach().numpy(), idx.numpy(), 1))",
+         "reverse_padded", "not connected to x"),
     # -- bi_lstm
     Mutation("bi_lstm: the whole row flipped", "bi_lstm_from",
              edits("bi_lstm_from", (BWD, "out_b, _ = bwd(x.flip(1))"), (UNREV, "out_b = out_b.flip(1)")), "flipped whole"),
@@ -217,6 +220,10 @@ MUTATIONS = [
                    (LAST, LAST.replace("out_b[:, 0]", "h_b[0]"))), "differs from the reference"),
     text("bi_lstm: only the forward half", "return outputs, last", "return outputs[..., : out_f.shape[-1]], last",
          "bi_lstm_from", "has shape"),
+    text("bi_lstm: mask keeps position lengths[b]", "[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)",
+         "[None, :] <= lengths.to(x.device)[:, None]).unsqueeze(-1)", "bi_lstm_from", "strictly less"),
+    text("bi_lstm: last with the directions swapped", LAST, "last = torch.cat([out_b[:, 0], out_f[rows, lengths - 1]], dim=-1)",
+         "bi_lstm_from", "directions are swapped in last"),
     # -- attention_pool
     text("attention: no mask", SOFT, "weights = torch.softmax(scores, dim=1)", "attention_pool", "took weight"),
     text("attention: padding scores 0", SOFT, SOFT.replace('float("-inf")', "0.0"), "attention_pool", "set to 0"),

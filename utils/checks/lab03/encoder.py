@@ -2,14 +2,16 @@
 and ``bi_lstm_from(weights, x, lengths)`` (the lab's ``bi_lstm`` on two LSTMs that hold
 ``weights``: a module cannot cross to the grader's sandbox, a state dict can).
 
-The reference for ``reverse_padded`` reverses each row with Python slicing. The reference for
+The reference for ``reverse_padded`` reverses each row with Python slicing; its gradient
+must flow back to x (the same reversal of the upstream gradient), since the backward LSTM
+learns through it. The reference for
 ``bi_lstm`` is PyTorch's own bidirectional ``nn.LSTM`` carrying the student's two LSTMs'
 weights (``weight_*_l0`` from ``fwd``, ``weight_*_l0_reverse`` from ``bwd``) and run on a
 *packed* batch, so no direction ever reads padding; its gradient with respect to the input
 comes from autograd. Known
 wrong answers (the whole row flipped with its padding, the backward LSTM run forward, the
-final state read at the last position or at the wrong end) are the same reference with one
-thing changed.
+final state read at the last position or at the wrong end, the two directions swapped)
+are the same reference with one thing changed; any output at a padding position must be 0.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from utils.checks.core import passed, seeded
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import Cause, call_unchanged, compare, fail, keeps_graph, tensor, unpack
 from utils.checks.lab03.common import lengths_for, mask_of
 
@@ -72,8 +74,37 @@ def check_reverse_padded(
     )
     if not torch.equal(torch.as_tensor(twice), x):
         raise fail("reversing twice did not give x back.")
+    if not keeps_graph(fn):  # the grader's stand-in returns values only
+        passed(f"reverse_padded: each of {B} rows reversed within its length (lengths "
+               f"{lengths.tolist()}), padding left in place; for floats and for ids (gradient "
+               "checked in the notebook).")  # fmt: skip
+        return
+    _check_reverse_gradient(fn, x, lengths, torch.from_numpy(rng.normal(size=tuple(x.shape))))
     passed(f"reverse_padded: each of {B} rows reversed within its length (lengths "
-           f"{lengths.tolist()}), padding left in place; for floats and for ids.")  # fmt: skip
+           f"{lengths.tolist()}), padding left in place; for floats and for ids; the gradient "
+           "flows back to x.")  # fmt: skip
+
+
+GRAD_HINT = ("The backward LSTM learns through reverse_padded: reorder the tensor itself "
+             "(gather or indexing), without .detach(), .numpy() or torch.tensor(...).")  # fmt: skip
+
+
+def _check_reverse_gradient(fn: Callable, x: torch.Tensor, lengths: torch.Tensor, R) -> None:
+    """The gradient of <R, reverse_padded(x)> with respect to x is R reversed the same way."""
+    x = x.clone().requires_grad_(True)
+    label = "reverse_padded(x, lengths) for x that requires grad"
+    try:
+        out = call_unchanged(fn, "reverse_padded", x, lengths)
+    except CheckError as e:
+        raise fail(f"{str(e).removeprefix('[FAIL] ')}", GRAD_HINT) from e
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise fail(
+            f"{label} returned a tensor that is not connected to x (no gradient).", GRAD_HINT
+        )
+    grad = torch.autograd.grad((out * R).sum(), x, allow_unused=True)[0]
+    grad = torch.zeros_like(x) if grad is None else grad
+    compare("the gradient of reverse_padded with respect to x", grad, _reversed_rows(R, lengths).numpy(),
+            threshold=1e-12, hint=GRAD_HINT)  # fmt: skip
 
 
 def _lstms(rng: np.random.Generator, E: int, H: int) -> tuple[nn.LSTM, nn.LSTM]:
@@ -184,8 +215,19 @@ def check_bi_lstm(fn: Callable, *, B: int = 4, T: int = 6, E: int = 3, H: int = 
     want = _values(*_packed(fwd, bwd, x, lengths), x, R1, R2)
     known = {k: _values(*_manual(fwd, bwd, x, lengths, **{k.replace("_masked", ""): v}), x, R1, R2)
              for k, v in _CHANGED.items()}  # fmt: skip
+    padding = (outputs != 0).any(-1) & ~mask_of(lengths, T)
+    if padding.any():
+        b, t = (int(i) for i in padding.nonzero()[0])
+        raise fail(f"outputs[{b}, {t}] is not 0, but position {t} is padding in row {b} (lengths[{b}] "
+                   f"= {int(lengths[b])}).", "The outputs at padding positions (t >= lengths[b]) "
+                   "must be 0: multiply by the mask arange(T) < lengths[b] (strictly less: "
+                   "the real positions are 0 .. lengths[b] - 1).")  # fmt: skip
     for i, name in enumerate(("outputs", "last")):
+        halves = np.concatenate([want[i][..., H:], want[i][..., :H]], axis=-1)
         causes = [Cause(v[i], VARIANTS[k]) for k, v in known.items()]
+        causes.append(Cause(halves, f"The two directions are swapped in {name}: the forward "
+                            "half comes first, then the backward half (torch.cat([forward, "
+                            "backward], dim=-1))."))  # fmt: skip
         compare(name, (outputs, last)[i], want[i], threshold=THRESHOLD, causes=causes,
                 hint="Compare with Chapter 5: what does each direction read, and where does it end?")  # fmt: skip
     where = f"PyTorch's bidirectional LSTM on a packed batch (lengths {lengths.tolist()})"
