@@ -241,6 +241,13 @@ MUTATIONS = [
          "attention_pool", "has shape"),
     text("attention: hard attention", POOL, "pooled = outputs[torch.arange(len(outputs)), weights.argmax(1)]",
          "attention_pool", "differs from the reference"),
+    text("attention: mask inverted", SOFT, SOFT.replace("~mask", "mask"), "attention_pool", "the mask is inverted"),
+    text("attention: log_softmax", SOFT, SOFT.replace("torch.softmax", "torch.log_softmax"), "attention_pool",
+         "log-probabilities"),
+    text("attention: scores over sqrt(D)", SOFT, SOFT.replace('float("-inf"))', 'float("-inf")) / outputs.shape[-1] ** 0.5'),
+         "attention_pool", "sqrt(D)"),
+    text("attention: divided by the lengths", POOL, POOL + " / mask.sum(1, keepdim=True)", "attention_pool",
+         "as in mean pooling"),
     # -- predict_positive (the solution's function on the stand-in)
     text("predict: logits", PRED, "return logits_of(models[best], seqs)", "predict_positive", "[0, 1]"),
     text("predict: (N, 1)", PRED, PRED + "[:, None]", "predict_positive", "has shape"),

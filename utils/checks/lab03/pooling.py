@@ -5,8 +5,10 @@ The inputs are built so that pooling over padding shows: the outputs at padding 
 hold large random values, not zeros, and the scores there are the largest of their row.
 The reference is ``torch.softmax`` over the scores with the padding set to ``-inf``, and the
 weighted sum; gradients come from autograd. Known wrong answers (the padding given weight,
-the mask applied after the softmax, padding scores set to 0, a softmax over the batch) are
-the same reference with one thing changed.
+the mask applied after the softmax, padding scores set to 0, a softmax over the batch, the
+scores divided by sqrt(D), the sum divided by the lengths) are the same reference with one
+thing changed; non-finite weights are told apart (an inverted mask, log-probabilities, an
+overflow of exp).
 """
 
 from __future__ import annotations
@@ -42,6 +44,28 @@ def _grad(value, wrt: list[torch.Tensor], R: torch.Tensor) -> np.ndarray:
     ).numpy()
 
 
+def _non_finite(weights: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -> None:
+    """Fail for weights with NaN or inf, naming the likely cause."""
+    bad = ~torch.isfinite(weights)
+    rows = sorted(set(bad.nonzero()[:, 0].tolist()))
+    inverted = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=1)
+    logs = torch.log_softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
+    if torch.equal(bad, inverted.isnan()) and torch.allclose(weights[~bad], inverted[~bad]):
+        raise fail(f"weights has NaN in row(s) {rows}, whose positions are all real, and weight "
+                   "only on padding elsewhere: the mask is inverted.", "mask is True on the real "
+                   "positions: fill the others, masked_fill(~mask, float('-inf')).")  # fmt: skip
+    if torch.equal(bad, ~mask) and torch.allclose(weights[mask], logs[mask]):
+        raise fail("weights is -inf at every padding position: these are log-probabilities.",
+                   "Use torch.softmax (not log_softmax): the weights are probabilities.")  # fmt: skip
+    if rows == [0]:
+        raise fail("weights has non-finite values (NaN or inf) in the row whose scores are near "
+                   "1,000.", "exp(1000) overflows: use torch.softmax, or subtract each row's "
+                   "largest real score before exp().")  # fmt: skip
+    raise fail(f"weights has non-finite values (NaN or inf) in row(s) {rows}.",
+               "A softmax of a row where every score is -inf gives NaN, and exp() of scores "
+               "near 1,000 overflows: mask only the padding (~mask), then torch.softmax.")  # fmt: skip
+
+
 def check_attention_pool(
     fn: Callable, *, B: int = 5, T: int = 6, D: int = 4, seed: int = 0
 ) -> None:
@@ -60,9 +84,7 @@ def check_attention_pool(
     pooled = tensor("pooled", out[0], (B, D), "pooled is (B, D): one weighted sum per row.")
     weights = tensor("weights", out[1], (B, T), "weights is (B, T): one weight per position.")
     if not torch.isfinite(weights).all():
-        raise fail("weights has non-finite values (NaN or inf) in the row whose scores are near 1,000.",
-                   "exp(1000) overflows: use torch.softmax, or subtract each row's largest real "
-                   "score before exp().")  # fmt: skip
+        _non_finite(weights, scores.detach(), mask)
     masked = scores.masked_fill(~mask, float("-inf"))
     want_w = torch.softmax(masked, dim=1)
     want_p = (want_w.unsqueeze(-1) * outputs).sum(1)
@@ -78,6 +100,9 @@ def check_attention_pool(
               "gives them weight: set them to -inf."),
         Cause(by_batch.detach().numpy().clip(0), "The softmax ran over the batch (dim 0): take "
               "it over time, dim 1."),
+        Cause(torch.softmax(masked / D**0.5, dim=1).detach().numpy(), "The scores were divided by "
+              "sqrt(D) (as in a transformer's dot-product attention): here the scores come "
+              "already made; take the softmax of them as they are."),
     ]  # fmt: skip
     compare("weights", weights, want_w.detach().numpy(), threshold=THRESHOLD, causes=causes_w,
             hint="weights[b] = softmax(scores[b]) over the real positions, 0 at padding.")  # fmt: skip
@@ -86,6 +111,9 @@ def check_attention_pool(
               "the weighted outputs: it is their sum (the weights already sum to 1)."),
         Cause(torch.einsum("bt,btd->bd", plain, outputs).detach().numpy(), "pooled used the "
               "weights before masking: use the masked weights."),
+        Cause((want_p / mask.sum(1, keepdim=True)).detach().numpy(), "pooled was divided by each "
+              "row's length, as in mean pooling: the weights already sum to 1, so the "
+              "weighted sum is the answer."),
     ]  # fmt: skip
     compare("pooled", pooled, want_p.detach().numpy(), threshold=THRESHOLD, causes=causes_p,
             hint="pooled[b] = sum over t of weights[b, t] * outputs[b, t].")  # fmt: skip
