@@ -251,6 +251,12 @@ MUTATIONS = [
     # -- predict_positive (the solution's function on the stand-in)
     text("predict: logits", PRED, "return logits_of(models[best], seqs)", "predict_positive", "[0, 1]"),
     text("predict: (N, 1)", PRED, PRED + "[:, None]", "predict_positive", "has shape"),
+    text("predict: labels, not probabilities", PRED, "return (" + PRED[7:] + " > 0.5).float()", "predict_positive",
+         "labels, not probabilities"),
+    text("predict: softmax over the reviews", PRED, "return torch.softmax(logits_of(models[best], seqs), dim=-1)",
+         "predict_positive", "softmax over the reviews"),
+    text("predict: sigmoid twice", PRED, "return torch.sigmoid(" + PRED[7:] + ")", "predict_positive",
+         "sigmoid of a probability"),
     barred("predict: labels the wrong way round", PRED, "return 1 - " + PRED[7:], "below chance"),
     text("predict: dropout left on", PRED, DIRECT.format(mode="train", mask="batch['mask']"), "predict_positive",
          "eval mode"),

@@ -70,6 +70,21 @@ def _probabilities(fn: Callable, texts: list[str]) -> np.ndarray:
     return out
 
 
+def _not_probabilities(p: np.ndarray) -> None:
+    """Fail for outputs in [0, 1] that are not each review's probability of being positive."""
+    what = f"predict_positive(texts) for {len(p)} reviews"
+    if abs(p.sum() - 1) < 1e-3:
+        raise fail(f"{what} sum to 1 over the reviews.", "That is a softmax over the reviews (the "
+                   "model gives one logit per review): apply torch.sigmoid to each logit.")  # fmt: skip
+    if np.isin(p, (0.0, 1.0)).all():
+        raise fail(f"{what} are all 0 or 1: labels, not probabilities.", "Return "
+                   "torch.sigmoid(logits) itself, without a threshold.")  # fmt: skip
+    if p.min() >= 0.5 and p.max() <= 1 / (1 + np.exp(-1)) + 1e-6 and np.ptp(p) > 1e-3:
+        raise fail(f"{what} all lie between 0.5 and sigmoid(1) = 0.731.", "That is the sigmoid of "
+                   "a probability: apply torch.sigmoid once, to the logits (does the model "
+                   "already return probabilities?).")  # fmt: skip
+
+
 def check_predict_positive(fn: Callable, *, n: int = 600, seed: int = 0,
                            min_accuracy: float | None = None) -> None:  # fmt: skip
     """Check ``predict_positive(texts) -> (N,)`` probabilities that each review is positive,
@@ -80,6 +95,7 @@ def check_predict_positive(fn: Callable, *, n: int = 600, seed: int = 0,
     picks = rng.choice(len(texts), size=n, replace=False)
     sent = [_perturbed(texts[i], rng) for i in picks]
     p = _probabilities(fn, sent)
+    _not_probabilities(p)
     once, again = _probabilities(fn, sent[:8]), _probabilities(fn, sent[:8])
     if not np.allclose(again, once, atol=1e-5):
         raise fail("predict_positive gave different probabilities for the same reviews on a second "
