@@ -281,6 +281,8 @@ MUTATIONS = [
                                         "loss.backward()\n    optimizer.zero_grad()")), "did not change"),
     text("train_step: loss of the next batch's start", "return loss.item(), detach(state)",
          "return loss.item() * 0.5, detach(state)", "train_steps_from", "losses differ"),
+    text("train_step: view(-1) of a chunk", LOSS, "loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))",
+         "train_steps_from", "not .view(-1)"),
     # -- validation_loss
     text("val: dropout left on", "model.eval()\n    total", "total", "validation_loss_from", "Dropout is still active"),
     text("val: state reset every chunk", VFWD, "logits, state = model(x, None)", "validation_loss_from",
@@ -288,6 +290,8 @@ MUTATIONS = [
     text("val: bits", "loss = total / count", "loss = total / count / math.log(2)", "validation_loss_from", "bits"),
     text("val: summed", "loss = total / count", "loss = total", "validation_loss_from", "summed loss"),
     text("val: divided by the rows", "count += y.numel()", "count += len(y)", "validation_loss_from", "times"),
+    text("val: divided by the stream's length", "loss = total / count", "loss = total / len(ids)",
+         "validation_loss_from", "length of the stream"),
     text("val: last chunk only", VSUM, "total = len(X) * F.cross_entropy(", "validation_loss_from",
          "differs from the reference"),
     text("val: batch size and length swapped", "X, Y = batchify(ids, batch_size, seq_len)\n    model.eval()",

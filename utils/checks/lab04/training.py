@@ -8,8 +8,10 @@ chunk left (held constant), scaled down to a global norm of at most ``clip`` as
 ``clip_grad_norm_`` does, and applied as ``w - lr * g``. The validation reference runs
 each row of the stream through the model in one call, which carries the state across the
 chunks by construction. Known wrong answers (the state reset at every chunk, no clipping,
-clipping value by value, gradients never zeroed, a summed loss, bits instead of nats) are
-the same references with one thing changed.
+clipping value by value, gradients never zeroed, a summed loss, bits instead of nats, a
+loss divided by the stream's length) are the same references with one thing changed. The
+training chunks are sent as non-contiguous views, as batchify makes them, so that a
+``.view(-1)`` fails here as it would in the notebook's training loop.
 """
 
 from __future__ import annotations
@@ -83,10 +85,16 @@ def check_train_steps(fn: Callable, *, K: int = 4, B: int = 3, T: int = 5, V: in
     weights = random_weights(rng, V=V, E=E, H=H, layers=layers, cell=cell)
     stream = torch.from_numpy(rng.integers(0, V, size=B * K * T + 1)).long()
     x_idx, y_idx = _layout(len(stream), B, T)
-    X, Y = stream[torch.from_numpy(x_idx)], stream[torch.from_numpy(y_idx)]
+    # (K, B, T) views of (B, K, T) tensors: each chunk is non-contiguous, as batchify's are
+    X, Y = (stream[torch.from_numpy(i.transpose(1, 0, 2).copy())].transpose(0, 1)
+            for i in (x_idx, y_idx))  # fmt: skip
     try:
         out = call_unchanged(fn, "train_steps_from", weights, X, Y, lr, clip)
     except CheckError as e:
+        if "view size is not compatible" in str(e):
+            raise fail(f"{str(e).removeprefix('[FAIL] ')}", "The chunks x, y that batchify gives "
+                       "are views into the rows of the stream, not contiguous tensors: flatten "
+                       "them with .reshape(-1), not .view(-1).") from e  # fmt: skip
         if any(s in str(e) for s in _GRAPH_ERRORS):
             raise fail(
                 "train_step failed at the second chunk: the backward pass reached into the "
@@ -200,6 +208,11 @@ def check_validation_loss(fn: Callable, *, n: int = 700, B: int = 3, T: int = 9,
         Cause(
             np.array(want * count),
             "It is the summed loss: divide by the number of characters predicted.",
+        ),  # fmt: skip
+        Cause(
+            np.array(want * count / n),
+            f"It is divided by the length of the stream, n = {n}: only the {count} characters "
+            "in the K chunks are predicted (batchify drops the end); divide by that count.",
         ),  # fmt: skip
         Cause(
             np.array(want * T),
