@@ -224,6 +224,12 @@ MUTATIONS = [
          "[None, :] <= lengths.to(x.device)[:, None]).unsqueeze(-1)", "bi_lstm_from", "strictly less"),
     text("bi_lstm: last with the directions swapped", LAST, "last = torch.cat([out_b[:, 0], out_f[rows, lengths - 1]], dim=-1)",
          "bi_lstm_from", "directions are swapped in last"),
+    Mutation("bi_lstm: the two LSTMs swapped", "bi_lstm_from",
+             edits("bi_lstm_from", ("out_f, _ = fwd(x)", "out_f, _ = bwd(x)"),
+                   (BWD, "out_b, _ = fwd(reverse_padded(x, lengths))")), "two LSTMs are swapped"),
+    Mutation("bi_lstm: padding zeroed, then the whole row flipped", "bi_lstm_from",
+             edits("bi_lstm_from", (BWD, "out_b, _ = bwd((x * (torch.arange(T)[None, :, None] < lengths[:, None, None])).flip(1))"),
+                   (UNREV, "out_b = out_b.flip(1)")), "zeroing the padding does not help"),
     # -- attention_pool
     text("attention: no mask", SOFT, "weights = torch.softmax(scores, dim=1)", "attention_pool", "took weight"),
     text("attention: padding scores 0", SOFT, SOFT.replace('float("-inf")', "0.0"), "attention_pool", "set to 0"),

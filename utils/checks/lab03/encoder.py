@@ -74,15 +74,12 @@ def check_reverse_padded(
     )
     if not torch.equal(torch.as_tensor(twice), x):
         raise fail("reversing twice did not give x back.")
-    if not keeps_graph(fn):  # the grader's stand-in returns values only
-        passed(f"reverse_padded: each of {B} rows reversed within its length (lengths "
-               f"{lengths.tolist()}), padding left in place; for floats and for ids (gradient "
-               "checked in the notebook).")  # fmt: skip
-        return
-    _check_reverse_gradient(fn, x, lengths, torch.from_numpy(rng.normal(size=tuple(x.shape))))
+    graph = keeps_graph(fn)  # False for the grader's stand-in, which returns values only
+    if graph:
+        _check_reverse_gradient(fn, x, lengths, torch.from_numpy(rng.normal(size=tuple(x.shape))))
     passed(f"reverse_padded: each of {B} rows reversed within its length (lengths "
-           f"{lengths.tolist()}), padding left in place; for floats and for ids; the gradient "
-           "flows back to x.")  # fmt: skip
+           f"{lengths.tolist()}), padding left in place; for floats and for ids"
+           + ("; the gradient flows back to x." if graph else " (gradient checked in the notebook)."))  # fmt: skip
 
 
 GRAD_HINT = ("The backward LSTM learns through reverse_padded: reorder the tensor itself "
@@ -176,6 +173,10 @@ VARIANTS = {
     "position lengths[b] - 1.",
     "last_b": "The backward half of `last` was read at position lengths[b] - 1; the backward "
     "LSTM ends its pass at token 0: read it at position 0.",
+    "flip_zeros": "The backward LSTM read each row flipped whole, so it read the padding before "
+    "the review (zeroing the padding does not help: zeros still change the state). Reverse "
+    "each row within its length (reverse_padded), run bwd, and reverse its outputs back.",
+    "lstms": "The two LSTMs are swapped: fwd reads the review forward, bwd reads it reversed.",
 }
 _CHANGED = {"last_f": "end", "last_f_masked": "masked end", "last_b": "length",  # tried first
             "flip_whole": True, "reverse": False, "unreverse": False, "mask": False}  # fmt: skip
@@ -215,6 +216,8 @@ def check_bi_lstm(fn: Callable, *, B: int = 4, T: int = 6, E: int = 3, H: int = 
     want = _values(*_packed(fwd, bwd, x, lengths), x, R1, R2)
     known = {k: _values(*_manual(fwd, bwd, x, lengths, **{k.replace("_masked", ""): v}), x, R1, R2)
              for k, v in _CHANGED.items()}  # fmt: skip
+    known["flip_zeros"] = _values(*_manual(fwd, bwd, x * real, lengths, flip_whole=True), x, R1, R2)
+    known["lstms"] = _values(*_manual(bwd, fwd, x, lengths), x, R1, R2)
     padding = (outputs != 0).any(-1) & ~mask_of(lengths, T)
     if padding.any():
         b, t = (int(i) for i in padding.nonzero()[0])
