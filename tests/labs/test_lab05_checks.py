@@ -234,6 +234,15 @@ BP = "brevity = 1.0 if c >= r else math.exp(1 - r / c)"
 CLIP = "correct[n - 1] += sum(min(k, g_grams[gram]) for gram, k in h_grams.items())"
 
 
+def detached(fn):
+    """The outputs (tensors, or tuples of them) cut from the autograd graph."""
+
+    def cut(x):
+        return x.detach() if isinstance(x, torch.Tensor) else tuple(map(cut, x))
+
+    return lambda *args: cut(fn(*args))
+
+
 def _mean_of_sentences(fn):
     return lambda hyps, refs: sum(fn([h], [r]) for h, r in zip(hyps, refs)) / len(hyps)
 
@@ -258,6 +267,10 @@ MUTATIONS = [
     Mutation("scores: NaN", "luong_scores", wrap("luong_scores", nan_first), "non-finite"),
     Mutation("scores: changes its input", "luong_scores",
              wrap("luong_scores", changes_tensor_input), "in place"),
+    Mutation("scores: detached", "luong_scores", wrap("luong_scores", detached),
+             "cut from the autograd graph"),
+    text("scores: through NumPy", DOT, "scores = torch.from_numpy((H_s.numpy() @ "
+         "h_t.numpy()[:, :, None])[:, :, 0])", "luong_scores", "a detour through NumPy"),
     Mutation("scores: a list", "luong_scores", wrap("luong_scores", returns(lambda s: s.tolist())),
              "expected a torch tensor"),
     # -- attend
@@ -284,6 +297,17 @@ MUTATIONS = [
          "weight them"),
     Mutation("attend: (weights, context)", "attend",
              wrap("attend", returns(lambda out: out[::-1])), "the order is (context, weights)"),
+    text("attend: softmax by hand, without the max", SOFTMAX,
+         "e = torch.exp(scores) * mask\n    weights = e / e.sum(1, keepdim=True)", "attend",
+         "exp overflows"),
+    text("attend: padding zeroed in place after the softmax", SOFTMAX,
+         SOFTMAX + "\n    weights[~mask] = 0.0", "attend", "modified by an inplace operation"),
+    text("attend: context from detached weights", CONTEXT,
+         CONTEXT.replace("weights.unsqueeze", "weights.detach().unsqueeze"), "attend",
+         "gradient with respect to scores is wrong"),
+    Mutation("attend: detached", "attend", wrap("attend", detached), "cut from the autograd graph"),
+    Mutation("attend: float32", "attend",
+             wrap("attend", returns(lambda out: tuple(t.float() for t in out))), "float32"),
     Mutation("attend: NaN", "attend", wrap("attend", nan_first), "non-finite"),
     Mutation("attend: changes its input", "attend", wrap("attend", changes_tensor_input),
              "in place"),
@@ -309,6 +333,11 @@ MUTATIONS = [
          "decoder_step", "raised RuntimeError"),
     text("step: GRU state wrong", "h_t = torch.gru_cell(",
          "h_t = 2 * h_prev - torch.gru_cell(", "decoder_step", "h_t (N = 3, H = 4) differs"),
+    text("step: attention from a detached h_t", SCORE_H, SCORE_H.replace("h_t,", "h_t.detach(),"),
+         "decoder_step", "gradient with respect to W_ih is wrong"),
+    text("step: attention under no_grad", "context, weights = attend(scores, mask, H_s)",
+         "with torch.no_grad():\n        context, weights = attend(scores, mask, H_s)",
+         "decoder_step", "cut from the autograd graph"),
     Mutation("step: NaN", "decoder_step", wrap("decoder_step", nan_first), "non-finite"),
     Mutation("step: changes its input", "decoder_step", wrap("decoder_step", changes_tensor_input),
              "in place"),

@@ -5,7 +5,10 @@ where possible: the "general" score as the sum over ``H_s * (h_t W_a)``, the mas
 softmax as exponentials divided by their sum over the real tokens only, and the GRU
 cell's gates one by one (PyTorch's order r, z, n). Known wrong answers (W_a transposed,
 tanh missing, the mask ignored or inverted, input feeding forgotten, ...) are outputs of
-the same references with one thing changed. Shapes::
+the same references with one thing changed. Each check then calls the function again
+with inputs that require gradients and compares the gradients autograd finds through it
+with the reference's: a ``.detach()``, ``.data``, ``torch.no_grad()``, a detour through
+NumPy or an in-place change autograd needs undone would stop training. Shapes::
 
     h_t (N, H)   H_s (N, S, H_enc)   scores, mask, weights (N, S)   context (N, H_enc)
 """
@@ -18,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from utils.checks.core import passed, seeded
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import Cause, call_unchanged, compare, describe, fail, unpack
 
 __all__ = ["check_attend", "check_decoder_step", "check_luong_scores"]
@@ -32,6 +35,53 @@ def _tensor(label: str, out) -> torch.Tensor:
                    "Did the function forget to `return` it?" if out is None else
                    "Stay in torch (no .item(), .tolist() or NumPy).")  # fmt: skip
     return out
+
+
+CUT = (
+    "Stay in autograd: .detach(), .data, torch.no_grad() or a detour through NumPy cut "
+    "the graph, and training would never update the weights before this step."
+)
+
+
+def _leaves(tensors: dict) -> dict:
+    """Copies of the tensors that require gradients (the inputs of a gradient check)."""
+    return {k: v.detach().clone().requires_grad_(True) for k, v in tensors.items()}
+
+
+def _check_gradients(label: str, call_fn: Callable, reference: Callable, leaves: dict,
+                     names: tuple[str, ...], rng: np.random.Generator) -> None:  # fmt: skip
+    """The gradients of sum(R * outputs) with respect to each leaf, through the student's
+    function (``call_fn(leaves)``) and through the reference, agree: nothing is detached."""
+    try:
+        got = call_fn(leaves)
+    except CheckError as e:
+        if "requires grad" not in str(e):
+            raise
+        raise fail(f"{label} fails on inputs that require gradients: "
+                   f"{str(e).removeprefix('[FAIL] ').split(' It was called')[0]}", CUT) from e  # fmt: skip
+    want = reference(leaves)
+    for name, g in zip(names, got):
+        if not (isinstance(g, torch.Tensor) and g.requires_grad):
+            raise fail(f"{label}: no gradient flows back through {name}, although its inputs "
+                       "require gradients: it is cut from the autograd graph.", CUT)  # fmt: skip
+    weights = [torch.tensor(rng.normal(size=tuple(w.shape))) for w in want]
+    inputs = list(leaves.values())
+
+    def grads(outputs) -> tuple:
+        loss = sum((o * r).sum() for o, r in zip(outputs, weights))
+        return torch.autograd.grad(loss, inputs, allow_unused=True)
+
+    try:
+        g_got = grads(got)
+    except RuntimeError as e:
+        raise fail(f"{label}: backpropagation through it fails: {str(e).split(' Hint:')[0]}",
+                   "A tensor autograd needs was changed in place (x[...] = ..., masked_fill_, "
+                   "+=): build a new tensor instead (masked_fill, torch.where).") from e  # fmt: skip
+    for name, a, b in zip(leaves, g_got, grads(want)):
+        if a is None or not torch.allclose(a, b, rtol=1e-6, atol=1e-9):
+            raise fail(f"{label}: the gradient with respect to {name} is "
+                       f"{'missing' if a is None else 'wrong'}: it does not match autograd "
+                       "through the reference.", CUT)  # fmt: skip
 
 
 def _random_mask(rng: np.random.Generator, N: int, S: int) -> torch.Tensor:
@@ -115,8 +165,30 @@ def check_luong_scores(fn: Callable, *, N: int = 3, S: int = 4, H: int = 5, seed
         raise fail(f"luong_scores('bogus', ...) returned a {describe(out)}, expected an exception.",
                    "Raise a ValueError for an unknown kind, so a typo ('genral') fails loudly "
                    "instead of training with some other score.")  # fmt: skip
+
+    def project(x, W):
+        return torch.einsum("...h,ha->...a", x, W)
+
+    references = {
+        "dot": (dict(h_t=h_t, H_s=H_sq), lambda t: (t["H_s"] * t["h_t"][:, None]).sum(-1)),
+        "general": (dict(h_t=h_t, H_s=H_s, W_a=W_a),
+                    lambda t: (t["H_s"] * project(t["h_t"], t["W_a"])[:, None]).sum(-1)),
+        "concat": (dict(h_t=h_t, H_s=H_s, W_q=W_q, W_k=W_k, v_a=v_a),
+                   lambda t: (torch.tanh(project(t["h_t"], t["W_q"])[:, None]
+                                         + project(t["H_s"], t["W_k"])) * t["v_a"]).sum(-1)),
+    }  # fmt: skip
+    for kind, (tensors, reference) in references.items():
+        leaves = _leaves(tensors)
+
+        def student(t, kind=kind):
+            params = {k: v for k, v in t.items() if k not in ("h_t", "H_s")}
+            return (call_unchanged(fn, "luong_scores", kind, t["h_t"], t["H_s"], params),)
+
+        _check_gradients(f"luong_scores({kind!r})", student, lambda t, r=reference: (r(t),),
+                         leaves, ("the scores",), rng)  # fmt: skip
     passed(f"luong_scores: the dot, general (square and H_enc = {H_enc} != H = {H}) and concat "
-           "scores (N, S) match the reference; an unknown kind raises.")  # fmt: skip
+           "scores (N, S) match the reference, and so do their gradients; an unknown kind "
+           "raises.")  # fmt: skip
 
 
 # ------------------------------------------------------------------ attend
@@ -152,7 +224,7 @@ def _check_weights(label: str, got, want, scores, mask) -> None:
          "weight exp(0): fill them with -inf."),
     ]  # fmt: skip
     g = got.detach().double() if got.dtype.is_floating_point else got
-    if g.shape == want.shape and torch.isfinite(g).all():
+    if g.shape == want.shape and torch.isfinite(g).all() and got.dtype == want.dtype:
         if not any(float((g - v).abs().max()) < 1e-6 for v, _ in causes):
             pad = float(g.masked_fill(mask, 0).abs().max())
             if pad > 1e-12:
@@ -193,8 +265,25 @@ def check_attend(fn: Callable, *, N: int = 4, S: int = 6, H: int = 3, seed: int 
                     Cause(H_s.mean(1).numpy(), "context is the mean of H_s: weight the vectors "
                           "by the attention weights.")],
             shape_hint=hint.get(tuple(context.shape), "context is (N, H): one vector per row."))  # fmt: skip
+    shift = 1000.0  # a softmax does not change when a constant is added to its scores
+    big = _tensor("weights", unpack(call_unchanged(fn, "attend", scores + shift, mask, H_s),
+                                    "attend", ("context", "weights"))[1])  # fmt: skip
+    if not bool(torch.isfinite(big).all()) or float((big.double() - want).abs().max()) > 1e-6:
+        raise fail(f"With the scores plus {shift:g} (which changes no softmax) the weights are "
+                   f"{'not finite' if not bool(torch.isfinite(big).all()) else 'different'}: "
+                   "exp overflows.", "Subtract each row's largest real score before exp (or "
+                   "fill the padding with -inf and call torch.softmax, which does it).")  # fmt: skip
+
+    def reference(t):
+        weights = _masked_softmax(t["scores"], mask)
+        return torch.einsum("ns,nsh->nh", weights, t["H_s"]), weights
+
+    _check_gradients("attend", lambda t: call_unchanged(fn, "attend", t["scores"], mask, t["H_s"]),
+                     reference, _leaves({"scores": scores, "H_s": H_s}), ("context", "weights"),
+                     rng)  # fmt: skip
     passed(f"attend: the weights are the softmax over the real tokens (0 on the padding, rows "
-           f"summing to 1; lengths {S}, 1 and others) and context = weights @ H_s.")  # fmt: skip
+           f"summing to 1; lengths {S}, 1 and others; scores near {shift:g} too), context = "
+           "weights @ H_s, and the gradients match.")  # fmt: skip
 
 
 # ------------------------------------------------------------------ decoder_step
@@ -272,5 +361,19 @@ def check_decoder_step(fn: Callable, *, N: int = 3, S: int = 4, E: int = 3, H: i
     compare("h_tilde_t", _tensor("h_tilde_t", state[1]), h_tilde.numpy(), threshold=THRESHOLD,
             causes=[Cause(v.numpy(), why) for v, why in t_causes],
             hint="h_tilde_t = tanh(cat([c_t, h_t], dim=1) @ W_c.T), c_t from attend.")  # fmt: skip
+
+    def student(t):
+        params = {k: t[k] for k in p}
+        step = call_unchanged(fn, "decoder_step", params, t["e_t"], (t["h_prev"], t["h_tilde_prev"]),
+                              t["H_s"], mask)  # fmt: skip
+        return (*step[0], step[1])
+
+    def reference(t):
+        return _step(t, t["e_t"], t["h_prev"], t["h_tilde_prev"], t["H_s"], mask)
+
+    tensors = {**p, "e_t": e_t, "h_prev": h_prev, "h_tilde_prev": ht_prev, "H_s": H_s}
+    _check_gradients("decoder_step", student, reference, _leaves(tensors),
+                     ("h_t", "h_tilde_t", "weights"), rng)  # fmt: skip
     passed("decoder_step: h_t (a GRU cell on [e_t; h_tilde_prev]), the weights (general score "
-           "from h_t, masked) and h_tilde_t = tanh([c_t; h_t] W_c^T) match the reference.")  # fmt: skip
+           "from h_t, masked) and h_tilde_t = tanh([c_t; h_t] W_c^T) match the reference, and "
+           "so do their gradients.")  # fmt: skip
