@@ -2,8 +2,9 @@
 
 A schedule is graded by its properties, not by one formula (linear, exponential and
 inverse-sigmoid decays are all right): every value a probability, close to 1 at the
-start, never increasing, still mostly teacher forcing at 10 % of training, and well below
-its start at the end. The mixed inputs are compared id by id with ``torch.where`` written
+start, never increasing, never falling by more than 0.5 within 5 % of training (a
+rounded or integer-divided progress), still mostly teacher forcing at 10 % of training,
+and well below its start at the end. The mixed inputs are compared id by id with ``torch.where`` written
 as a loop over the rows; the known wrong answers (the comparison inverted, the argmax
 over the batch, always the truth, ...) are the same loop with one thing changed.
 """
@@ -49,6 +50,16 @@ def check_teacher_forcing_ratio(fn: Callable, *, total_steps: int = 1000) -> Non
             raise fail(f"{head} increases from {p0:.6g} at step {s0} to {p1:.6g} at step {s1}.",
                        "The schedule must never increase: the model gets more of its own "
                        "guesses as training goes on.")  # fmt: skip
+    drops = [
+        (p0 - p1, s0, s1)
+        for (s0, p0), (s1, p1) in zip(zip(steps, values), zip(steps[1:], values[1:]))
+        if s1 - s0 <= total_steps / 20
+    ]
+    drop, s0, s1 = max(drops, default=(0.0, 0, 0))
+    if drop > 0.5:
+        raise fail(f"{head} falls by {drop:.3g} at once, from step {s0} to step {s1}.",
+                   "A schedule decays gradually: is the progress rounded or an integer "
+                   "division (step // total_steps, round(...))? Use step / total_steps.")  # fmt: skip
     tenth = values[steps.index(round(0.1 * total_steps))]
     if tenth < 0.5:
         raise fail(f"{head} is already {tenth:.4g} at 10 % of training (step "
