@@ -3,7 +3,8 @@
 The reference is sacrebleu's ``corpus_bleu`` (no tokenisation, no smoothing), on corpora
 drawn from a small vocabulary as perturbations of the references, so that every n-gram
 order has matches: hypotheses shorter in total (the brevity penalty at work), longer,
-with repeated words (clipping at work), and a corpus without any 4-gram match (BLEU 0).
+with repeated words (clipping at work), a corpus without any 4-gram match (BLEU 0), and
+one where a third of the hypotheses have 1 to 3 words (no 4-gram, maybe no bigram).
 The known wrong answers (no brevity penalty, unclipped counts, a mean of sentence BLEUs,
 n-grams up to 3, ...) come from a separate count of the n-grams, combined wrongly.
 """
@@ -74,7 +75,7 @@ def _variants(hyps, refs) -> list[tuple[float, str]]:
     matches, totals, c, r = counts
     ref_totals = _stats(refs, hyps)[1]  # hypotheses and references swapped: the references' n-grams
     sentence = [_sacrebleu([h], [g]) for h, g in zip(hyps, refs)]
-    return [
+    variants = [
         (_combine(*counts, bp="none"), "The brevity penalty is missing: multiply by "
          "exp(1 - r / c) when the hypotheses are shorter (c < r tokens in all)."),
         (_combine(_unclipped(hyps, refs), totals, c, r), "The n-gram counts are not clipped: a "
@@ -93,6 +94,12 @@ def _variants(hyps, refs) -> list[tuple[float, str]]:
         (_combine(matches, ref_totals, c, r), "The precisions divide by the "
          "references' n-grams: divide by the hypotheses' (that is what precision means)."),
     ]  # fmt: skip
+    negative = [sum(len(h.split()) - n + 1 for h in hyps) for n in range(1, 5)]
+    if min(negative) > 0 and negative != totals:
+        variants.append((_combine(matches, negative, c, r), "A sentence of fewer than n words "
+                         "is counted with a negative number of n-grams (len - n + 1 < 0): it "
+                         "has none, max(len - n + 1, 0)."))  # fmt: skip
+    return variants
 
 
 def _perturbed(rng: np.random.Generator, ref: list[str]) -> list[str]:
@@ -118,19 +125,22 @@ def _corpora(rng: np.random.Generator, n: int) -> list[tuple[str, list[str], lis
     repeated = [g[:4] + [g[0]] * 3 + g[4:-1] for g in refs]
     no_4gram = [[w for i, x in enumerate(g) for w in ([x, ALIEN] if i % 3 == 2 else [x])]
                 for g in refs]  # fmt: skip
+    short = [g[: int(rng.integers(1, 4))] if i % 3 == 0 else g for i, g in enumerate(mixed)]
     ref_text = [" ".join(g) for g in refs]
     return [
         (name, [" ".join(h) for h in hyps], list(ref_text))
         for name, hyps in [("perturbed", mixed), ("shorter: brevity penalty", shorter),
                            ("longer", longer), ("repeated words: clipping", repeated),
-                           ("no 4-gram in common", no_4gram)]
+                           ("no 4-gram in common", no_4gram),
+                           ("some hypotheses of 1 to 3 words", short)]
     ]  # fmt: skip
 
 
 def check_corpus_bleu(fn: Callable, *, n: int = 20, seed: int = 12) -> None:
     """Check ``corpus_bleu(hypotheses, references) -> BLEU in percent`` against sacrebleu
-    (tokenize="none", no smoothing) on five corpora of ``n`` sentences: perturbed, shorter
-    (brevity penalty), longer, with repeated words (clipping), and with no 4-gram match (0)."""
+    (tokenize="none", no smoothing) on six corpora of ``n`` sentences: perturbed, shorter
+    (brevity penalty), longer, with repeated words (clipping), with no 4-gram match (0), and
+    with some hypotheses of 1 to 3 words."""
     rng = seeded(seed)
     results = []
     for name, hyps, refs in _corpora(rng, n):
@@ -160,5 +170,5 @@ def check_corpus_bleu(fn: Callable, *, n: int = 20, seed: int = 12) -> None:
                     "over the corpus; BLEU = 100 * BP * exp(mean of the 4 log precisions).")  # fmt: skip
         results.append(f"{want:.1f}")
     passed(f"corpus_bleu: sacrebleu's score on {n} sentences perturbed, shorter (brevity "
-           "penalty), longer, with repeated words (clipping) and with no 4-gram match "
-           f"({', '.join(results)}).")  # fmt: skip
+           "penalty), longer, with repeated words (clipping), with no 4-gram match and with "
+           f"some hypotheses of 1 to 3 words ({', '.join(results)}).")  # fmt: skip
