@@ -408,6 +408,12 @@ MUTATIONS += [
          "precision_recall_f1", "integer division"),
     text("prf: F2 instead of F1", F1, "f1 = 5 * precision * recall / (4 * precision + recall) "
          "if precision + recall else 0.0", "precision_recall_f1", "Precision and recall are right"),
+    text("prf: recall 0/0 without a guard", "recall = tp / (tp + fn) if tp + fn else 0.0",
+         "recall = tp / (tp + fn)", "precision_recall_f1", "so recall is 0/0"),
+    text("prf: recall 1 when there is no anomaly", "recall = tp / (tp + fn) if tp + fn else 0.0",
+         "recall = tp / (tp + fn) if tp + fn else 1.0", "precision_recall_f1", "not 1"),
+    text("threshold: a grid of 100 thresholds", "candidates = np.r_[s[0] - 1.0, (s[:-1] + s[1:]) / 2]",
+         "candidates = np.linspace(s[0], s[-1], 100)", "choose_threshold", "too coarse"),
     text("threshold: returns the index of the best candidate", PICK,
          "tau = int(np.argmax(f1s))", "choose_threshold", "looks like a position"),
     text("threshold: labels reversed", CAND,

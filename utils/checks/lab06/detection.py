@@ -31,19 +31,24 @@ def _cases(seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
         ("anomalies all found, two false alarms", y2, p2),
         ("no beat flagged", y2, np.zeros(12, int)),
         ("perfect predictions", y, y.copy()),
+        ("no anomaly among the beats, two false alarms", np.zeros(12, int), p2[::-1].copy()),
     ]
 
 
 def check_precision_recall_f1(fn: Callable, *, seed: int = 0) -> None:
     """Check ``precision_recall_f1(y_true, y_pred) -> (precision, recall, f1)`` (anomaly =
-    1 is the positive class) against scikit-learn on four cases, one with no beat flagged."""
+    1 is the positive class) against scikit-learn on five cases, one with no beat flagged
+    and one with no anomaly (precision and recall 0/0 in turn)."""
     label = "precision_recall_f1"
     for case, y, p in _cases(seed):
         out = unpack(call(fn, label, y, p), label, ("precision", "recall", "f1"))
         got = np.array([number(n, v) for n, v in zip(("precision", "recall", "f1"), out)])
         want = _prf(y, p)
+        recall_0_0 = ("There is no anomaly among these beats, so recall is 0/0: return 0 then "
+                      "(scikit-learn's zero_division=0), and F1 = 0.")  # fmt: skip
         if not np.isfinite(got).all() and p.any():
-            raise fail(f"precision, recall, f1 are {got.tolist()} ({case}): non-finite values.")
+            raise fail(f"precision, recall, f1 are {got.tolist()} ({case}): non-finite values.",
+                       recall_0_0 if not y.any() else None)  # fmt: skip
         if np.allclose(got, want, rtol=0, atol=1e-9):
             continue
         where = f" ({case}: got {np.round(got, 4).tolist()}, expected {np.round(want, 4).tolist()})"
@@ -61,6 +66,8 @@ def check_precision_recall_f1(fn: Callable, *, seed: int = 0) -> None:
              "two classes (macro): report the anomaly class (label 1) only."),
             (np.isclose(got[0], 1) and not p.any(), "No beat is flagged, so precision is 0/0: "
              "return 0 then (scikit-learn's zero_division=0), not 1."),
+            (np.isclose(got[1], 1) and not y.any(), "There is no anomaly among these beats, "
+             "so recall is 0/0: return 0 then (scikit-learn's zero_division=0), not 1."),
             (np.isclose(got[0], accuracy_score(y, p)), "Precision is the accuracy: it counts "
              "only the flagged beats, TP / (TP + FP)."),
             (np.allclose(got[:2], want[:2]), "Precision and recall are right, F1 is not: "
@@ -72,7 +79,7 @@ def check_precision_recall_f1(fn: Callable, *, seed: int = 0) -> None:
         raise fail("precision, recall, f1 differ from scikit-learn" + where + ".", why)
     passed(
         "precision_recall_f1: matches scikit-learn's precision_recall_fscore_support (anomaly = "
-        "1, zero_division=0) on 4 cases, one with no beat flagged."
+        "1, zero_division=0) on 5 cases, one with no beat flagged, one with no anomaly."
     )
 
 
@@ -130,13 +137,20 @@ def _threshold_cause(thr: float, scores, y) -> str | None:
 
 def check_choose_threshold(fn: Callable, *, seed: int = 0) -> None:
     """Check ``choose_threshold(scores, y) -> threshold``: flagging ``scores > threshold``
-    reaches the best F1 possible on the (validation) scores given, on three sets of
-    scores, one a shuffled copy; the threshold may depend on nothing else."""
+    reaches the best F1 possible on the (validation) scores given, on four sets of
+    scores, one a shuffled copy, one with a far outlier; the threshold may depend on
+    nothing else."""
     rng = seeded(seed)
     first = _scores(rng, 60, 40)
     order = rng.permutation(100)
+    outlier = (np.r_[first[0], 60 * first[0].max()], np.r_[first[1], 1])
     sets = {"validation scores": first, "the same, shuffled": (first[0][order], first[1][order]),
-            "other validation scores": _scores(rng, 30, 12)}  # fmt: skip
+            "other validation scores": _scores(rng, 30, 12),
+            "validation scores with one far outlier": outlier}  # fmt: skip
+    tail = ("One anomaly scores 60 times the others' largest score (reconstruction errors have "
+            "such a tail): a grid of thresholds between the lowest and the highest score "
+            "(np.linspace) is then too coarse. Try every midpoint between consecutive distinct "
+            "scores.")  # fmt: skip
     for name, (scores, y) in sets.items():
         thr = number("threshold", call(fn, "choose_threshold", scores, y))
         if not np.isfinite(thr):
@@ -147,10 +161,11 @@ def check_choose_threshold(fn: Callable, *, seed: int = 0) -> None:
                 f"On the {name} ({len(y)} beats), flagging score > {thr:.4g} gives F1 = "
                 f"{got:.4f}; the best threshold there (e.g. {at:.4g}) gives F1 = {best:.4f}.",
                 _threshold_cause(thr, scores, y)
+                or (tail if scores is outlier[0] else None)
                 or "Try every validation score as the threshold and keep the one with the best "
                 "F1; the threshold must come from these scores only (never from the test part).",
             )
     passed(
         "choose_threshold: flagging score > threshold reaches the best F1 on each set of "
-        "validation scores given (3 sets, one shuffled)."
+        "validation scores given (4 sets, one shuffled, one with a far outlier)."
     )
