@@ -300,11 +300,13 @@ def _gru(x, h, W_ih, W_hh, b_ih, b_hh, *, old_order=False):
 
 
 def _step(p, e_t, h_prev, ht_prev, H_s, mask, *, feed="h_tilde", query="h_t", order="ch",
-          tanh=True, use_mask=True, old_order=False):  # fmt: skip
+          tanh=True, use_mask=True, old_order=False, state="h_prev"):  # fmt: skip
     """The reference decoder step; the keywords give the known wrong variants."""
-    fed = {"h_tilde": ht_prev, "zeros": torch.zeros_like(ht_prev), "h_prev": h_prev}[feed]
-    x = torch.cat([e_t, fed], dim=1)
-    h_t = _gru(x, h_prev, p["W_ih"], p["W_hh"], p["b_ih"], p["b_hh"], old_order=old_order)
+    fed = {"h_tilde": ht_prev, "zeros": torch.zeros_like(ht_prev), "h_prev": h_prev,
+           "first": ht_prev}[feed]  # fmt: skip
+    x = torch.cat([fed, e_t] if feed == "first" else [e_t, fed], dim=1)
+    h = h_prev if state == "h_prev" else ht_prev
+    h_t = _gru(x, h, p["W_ih"], p["W_hh"], p["b_ih"], p["b_hh"], old_order=old_order)
     q = h_t if query == "h_t" else h_prev
     scores = (H_s * (q @ p["W_a"])[:, None, :]).sum(-1)
     weights = _masked_softmax(scores, mask if use_mask else torch.ones_like(mask))
@@ -338,6 +340,10 @@ def check_decoder_step(fn: Callable, *, N: int = 3, S: int = 4, E: int = 3, H: i
         (h_tilde, "The state is returned as (h_tilde_t, h_t): return (h_t, h_tilde_t)."),
         (var(feed="zeros")[0], f"{fed}, not zeros."),
         (var(feed="h_prev")[0], f"{fed}, not h_prev."),
+        (var(feed="first")[0], "The GRU's input is [h_tilde_prev; e_t]: the order is "
+         "[e_t; h_tilde_prev] (the embedding first)."),
+        (var(state="h_tilde")[0], "The GRU's state is h_tilde_prev: it is h_prev (h_tilde_prev "
+         "goes into its input, concatenated with e_t)."),
         (var(old_order=True)[0], "The GRU's update is h' = (1 - z) * n + z * h_prev "
          "(PyTorch's convention), not z * n + (1 - z) * h_prev."),
     ]  # fmt: skip
