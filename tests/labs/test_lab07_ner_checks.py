@@ -148,6 +148,8 @@ SPAN_OPEN = 'if tag.startswith("B-") or (tag.startswith("I-") and start is None)
 REPAIR = 'if tag.startswith("I-") and (t == 0 or tags[t - 1][2:] != tag[2:]):'
 ALPHA = "new = torch.logsumexp(alpha.unsqueeze(2) + trans + E[:, t].unsqueeze(1), dim=1)"
 DELTA = "best, arg = (delta.unsqueeze(2) + trans).max(dim=1)"
+F1 = "f1 = 2 * precision * recall / (precision + recall) if correct else 0.0"
+LOSS = "loss = (nll * mask).sum() / mask.sum()"
 
 MUTATIONS = [
     # -- bio_to_spans
@@ -258,7 +260,8 @@ MUTATIONS = [
     text("viterbi: backtrace not reversed", "path = torch.stack(path[::-1], dim=1)",
          "path = torch.stack(path, dim=1)", "viterbi_decode", ("reversed", "delta_t(j)")),
     text("viterbi: mask ignored", "delta = torch.where(real, best + E[:, t], delta)",
-         "delta = best + E[:, t]", "viterbi_decode", ("mask is ignored", "differs")),
+         "delta = best + E[:, t]", "viterbi_decode",
+         ("mask is ignored", "padded steps change", "differs")),
     text("viterbi: no transitions", DELTA, "best, arg = (delta.unsqueeze(2) + 0 * trans).max(dim=1)",
          "viterbi_decode", "transitions are missing"),
     text("viterbi: no end", "tag = (delta + end).argmax(dim=1)", "tag = delta.argmax(dim=1)",
@@ -267,6 +270,51 @@ MUTATIONS = [
          "viterbi_decode", "transposed"),
     text("viterbi: padded paths", "paths = [row[:n].tolist() for row, n in zip(path, mask.sum(1).tolist())]",
          "paths = [row.tolist() for row in path]", "viterbi_decode", "real tokens only"),
+    # -- found by a second review: accepted or misdiagnosed by the earlier checks
+    text("f1: recall 0 / 0 with no true span", "recall = correct / len(true) if true else 0.0",
+         "recall = correct / len(true)", "span_f1", "no true span"),
+    text("f1: recall 1 with no true span", "recall = correct / len(true) if true else 0.0",
+         "recall = correct / len(true) if true else 1.0", "span_f1", "take each as 0"),
+    text("f1: precision 0 / 0 with no span predicted", "precision = correct / len(pred) if pred else 0.0",
+         "precision = correct / len(pred)", "span_f1", "precision is 0 / 0"),
+    text("f1: F1 0 / 0", F1, "f1 = 2 * precision * recall / (precision + recall)", "span_f1",
+         "F1 as 0 when precision + recall is 0"),
+    text("f1: arithmetic mean", F1, "f1 = (precision + recall) / 2", "span_f1", "harmonic mean"),
+    Mutation("f1: mean over sentences", "span_f1", wrap("span_f1", lambda fn: lambda yt, yp: tuple(
+        sum(v) / len(yt) for v in zip(*[fn([a], [b]) for a, b in zip(yt, yp)]))),
+        "mean of per-sentence scores"),
+    Mutation("f1: macro over types", "span_f1", wrap("span_f1", lambda fn: lambda yt, yp: tuple(
+        sum(v) / 3 for v in zip(*[fn(*[[[x if x.endswith(k) else "O" for x in s] for s in y]
+                                       for y in (yt, yp)]) for k in ("PER", "ORG", "LOC")]))),
+        "macro average"),
+    text("loss: log-softmax over time", "log_probs = scores.log_softmax(dim=-1)",
+         "log_probs = scores.log_softmax(dim=1)", "masked_token_loss", "wrong axis"),
+    text("loss: tag 0 taken for padding", LOSS,
+         "keep = mask & (Y != 0)\n    loss = (nll * keep).sum() / keep.sum()", "masked_token_loss",
+         "Tag 0 (O) is left out"),
+    text("loss: mean over N * T", LOSS, "loss = (nll * mask).mean()", "masked_token_loss",
+         "count in the denominator"),
+    text("loss: padding in the sum", LOSS, "loss = nll.sum() / mask.sum()", "masked_token_loss",
+         "added to the sum"),
+    text("score: trans transposed", "(trans[Y[:, :-1], Y[:, 1:]] * m[:, 1:])",
+         "(trans[Y[:, 1:], Y[:, :-1]] * m[:, 1:])", "crf_path_score", "used transposed"),
+    text("score: transitions into the padding", "(trans[Y[:, :-1], Y[:, 1:]] * m[:, 1:])",
+         "trans[Y[:, :-1], Y[:, 1:]]", "crf_path_score", "Each row alone"),
+    text("score: transition mask off by one", "(trans[Y[:, :-1], Y[:, 1:]] * m[:, 1:])",
+         "(trans[Y[:, :-1], Y[:, 1:]] * m[:, :-1])", "crf_path_score", "Each row alone"),
+    text("log Z: mask of the step before", "alpha = torch.where(mask[:, t].unsqueeze(1), new, alpha)",
+         "alpha = torch.where(mask[:, t - 1].unsqueeze(1), new, alpha)", "crf_log_partition",
+         "Each row alone"),
+    text("log Z: logsumexp over the next tag", ALPHA,
+         "new = torch.logsumexp(alpha.unsqueeze(2) + trans + E[:, t].unsqueeze(1), dim=2)",
+         "crf_log_partition", "wrong axis"),
+    text("log Z: log(sum(exp)) overflows", ALPHA,
+         "new = torch.log(torch.exp(alpha.unsqueeze(2) + trans + E[:, t].unsqueeze(1)).sum(dim=1))",
+         "crf_log_partition", "overflows"),
+    text("viterbi: padded backpointers followed", "backpointers.append(torch.where(real, arg, stay))",
+         "backpointers.append(arg)", "viterbi_decode", "Each row alone"),
+    text("viterbi: mask of the step before", "real = mask[:, t].unsqueeze(1)",
+         "real = mask[:, t - 1].unsqueeze(1)", "viterbi_decode", "Each row alone"),
     # -- the trained tagger
     Mutation("tag: all O", "tag", wrap("tag", tagger(lambda out: [["O"] * len(t) for t in out])),
              "below 0.70"),

@@ -15,6 +15,7 @@ No function here has the signature of an exercise.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
 
-from utils.checks.core import passed, seeded
+from utils.checks.core import CheckError, passed, seeded
 from utils.checks.engine import (
     Cause,
     call_unchanged,
@@ -195,6 +196,12 @@ def _noisy(rng: np.random.Generator, tags: list[str]) -> list[str]:
     return out
 
 
+_ZERO = (
+    "With no predicted span, precision is 0 / 0; with no true span, recall is 0 / 0: take "
+    "each as 0, as seqeval does, and F1 as 0 when precision + recall is 0."
+)
+
+
 def check_span_f1(fn: Callable, *, n: int = 60, T: int = 10, seed: int = 2) -> None:
     """Check ``span_f1(y_true, y_pred) -> (precision, recall, f1)``, micro-averaged over
     entity spans (type, start, end) of lists of sentences, against seqeval; and on
@@ -202,10 +209,16 @@ def check_span_f1(fn: Callable, *, n: int = 60, T: int = 10, seed: int = 2) -> N
     rng = seeded(seed)
     y_true = [_random_tags(rng, int(rng.integers(1, T + 1)), p_invalid=0.0) for _ in range(n)]
     y_pred = [_noisy(rng, s) for s in y_true]
-    cases = [(y_true, y_pred, ""), (y_true, [["O"] * len(s) for s in y_true], " (no span predicted)"),
-             (y_true, y_true, " (perfect)")]  # fmt: skip
+    no_span = [["O"] * len(s) for s in y_true]
+    cases = [(y_true, y_pred, ""), (y_true, no_span, " (no span predicted)"),
+             (no_span, y_pred, " (no true span)"), (y_true, y_true, " (perfect)")]  # fmt: skip
     for yt, yp, where in cases:
-        out = call_unchanged(fn, "span_f1", yt, yp)
+        try:
+            out = call_unchanged(fn, "span_f1", yt, yp)
+        except CheckError as e:
+            if "ZeroDivisionError" not in str(e):
+                raise
+            raise fail(f"span_f1 raised ZeroDivisionError{where}.", _ZERO) from e
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise fail(f"span_f1 returned a {describe(out)}, expected (precision, recall, f1).",
                        "Did it forget to `return`?" if out is None else None)  # fmt: skip
@@ -227,12 +240,21 @@ def check_span_f1(fn: Callable, *, n: int = 60, T: int = 10, seed: int = 2) -> N
                   "the lab's F1 is micro (all spans pooled)."),
             Cause(want[[1, 0, 2]], "precision and recall are swapped: precision divides by the "
                   "predicted spans, recall by the true ones."),
+            Cause(np.array([*want[:2], want[:2].mean()]), "F1 is the harmonic mean of precision "
+                  "and recall, 2 P R / (P + R), not their average (P + R) / 2."),
         ]  # fmt: skip
-        compare("(precision, recall, f1)" + where, got, want, threshold=1e-9, causes=causes,
-                dtype=None, hint="Pool the spans of all sentences, each as (sentence, type, "
-                "start, end); precision = correct / predicted, recall = correct / true.")  # fmt: skip
+        per_sentence = (  # computed only if the answer is wrong (compare tries causes then)
+            Cause(np.mean([_seqeval([a], [b]) for a, b in zip(yt, yp)], axis=0), "It is a mean "
+                  "of per-sentence scores: pool the spans of all sentences (micro average), so a "
+                  "sentence with many entities weighs more.") for _ in range(1)
+        )  # fmt: skip
+        hint = ("Pool the spans of all sentences, each as (sentence, type, start, end); "
+                "precision = correct / predicted, recall = correct / true.")  # fmt: skip
+        compare("(precision, recall, f1)" + where, got, want, threshold=1e-9,
+                causes=itertools.chain(causes, per_sentence),
+                dtype=None, hint=_ZERO if where.startswith(" (no") else hint)  # fmt: skip
     passed(f"span_f1: precision, recall and F1 match seqeval on {n} sentences (and with no "
-           "span predicted, and a perfect prediction).")  # fmt: skip
+           "span predicted, no true span, and a perfect prediction).")  # fmt: skip
 
 
 # ------------------------------------------------------------------ masked token loss
@@ -263,6 +285,14 @@ def check_masked_token_loss(fn: Callable, *, N: int = 4, T: int = 6, C: int = 5,
               "the scores are raw, the loss is -log softmax(scores)[Y]."),
         Cause(-s.softmax(-1).gather(2, Y[..., None]).squeeze(2)[m].mean(), "It is the negative "
               "probability, not the negative log-probability."),
+        Cause((ce * m).mean(), "The padded positions count in the denominator: (nll * mask).mean() "
+              "divides by N * T; divide the sum by the number of real tokens, mask.sum()."),
+        Cause(ce.sum() / m.sum(), "The padding is added to the sum: multiply by the mask (or "
+              "index with it) before summing."),
+        Cause(ce[m & (Y != 0)].mean(), "Tag 0 (O) is left out: the padding is marked by the mask, "
+              "not by a tag id (ignore_index=0 drops every real O token)."),
+        Cause(-s.log_softmax(1).gather(2, Y[..., None]).squeeze(2)[m].mean(), "The log-softmax "
+              "runs over the wrong axis: normalise over the C tags (dim=-1), not the time steps."),
     ]  # fmt: skip
     out = call_unchanged(fn, "masked_token_loss", scores, Y, mask)
     if not isinstance(out, torch.Tensor):
