@@ -167,6 +167,32 @@ MUTATIONS = [
          "np.array(values[-window:])", "windows must have shape (N, L)"),
     text("recursive: one step too few", "recursive_forecast", "for _ in range(horizon):",
          "for _ in range(horizon - 1):", "has shape"),
+    # -- found by a second review: no hint from the earlier checks
+    text("rmse: root of the squared mean error", "rmse", "np.sqrt(np.mean((y_true - y_pred) ** 2))",
+         "np.sqrt(np.mean(y_true - y_pred) ** 2)", "square is taken after the mean"),
+    text("mape: symmetric", "mape", "np.mean(np.abs((y_true - y_pred) / y_true))",
+         "np.mean(2 * np.abs(y_true - y_pred) / (np.abs(y_true) + np.abs(y_pred)))", "sMAPE"),
+    text("undifference: from the start of the history", "undifference",
+         "levels = list(history[-lag:])", "levels = list(history[:lag])", "first lag levels"),
+    text("undifference: history off by one", "undifference", "levels = list(history[-lag:])",
+         "levels = list(history[-lag - 1 : -1])", "Off by one"),
+    text("standardize: one value too many", "standardize", STATS,
+         "mu, sigma = float(np.mean(series[: n_train + 1])), float(np.std(series[: n_train + 1]))",
+         "Off by one"),
+    text("standardize: the variance", "standardize", "float(np.std(series[:n_train]))",
+         "float(np.var(series[:n_train]))", "is the variance"),
+    text("standardize: mu and sigma swapped", "standardize", "return (series - mu) / sigma, mu, sigma",
+         "return (series - mu) / sigma, sigma, mu", "swapped"),
+    text("recursive: the first window reads series[start]", "recursive_forecast",
+         "list(series[start - window : start])", "list(series[start - window + 1 : start + 1])",
+         "first value to forecast"),
+    text("recursive: writes its forecasts into the series", "recursive_forecast",
+         "    values = list(series[start - window : start])\n    for _ in range(horizon):\n"
+         "        values.append(predict_next(params, np.array([values[-window:]]))[0])\n"
+         "    return np.array(values[window:])",
+         "    for k in range(horizon):\n        series[start + k] = predict_next(params, "
+         "np.array([series[start + k - window : start + k]]))[0]\n"
+         "    return series[start : start + horizon].copy()", "in place"),
 ]  # fmt: skip
 
 

@@ -105,7 +105,8 @@ def check_undifference(
     # the reference: per phase of the season, the history's value plus a running sum of d
     reps = -(-horizon // lag)
     padded = np.concatenate([d, np.zeros(reps * lag - horizon)]).reshape(reps, lag)
-    want = (history[-lag:] + padded.cumsum(axis=0)).reshape(-1)[:horizon]
+    from_levels = lambda base: (base + padded.cumsum(axis=0)).reshape(-1)[:horizon]  # noqa: E731
+    want = from_levels(history[-lag:])
     from_history = (np.resize(history[-lag:], horizon) + d) if horizon > lag else None
     causes = [
         Cause(d, "These are the differences themselves: add them back onto the levels."),
@@ -123,6 +124,12 @@ def check_undifference(
     if lag > 1:
         causes.append(Cause(history[-lag] + d.cumsum(), "It adds each d_t to the previous level: "
                             "with lag > 1 it goes onto the level lag steps before."))  # fmt: skip
+    if n_history > lag:
+        causes.append(Cause(from_levels(history[:lag]), "It continues from the first lag levels "
+                            "of the history: the levels before d are its last lag, history[-lag:]."))  # fmt: skip
+        causes.append(Cause(from_levels(history[-lag - 1 : -1]), "Off by one: it continues from "
+                            "history[-lag - 1 : -1]; y_{T+1} = d_1 + history[-lag], the level lag "
+                            "steps before it."))  # fmt: skip
     compare(label, out, want, threshold=THRESHOLD, causes=causes,
             shape_hint=f"One level per difference: ({horizon},).")  # fmt: skip
     passed(
@@ -149,15 +156,22 @@ def check_standardize(fn: Callable, *, T: int = 48, n_train: int = 36, seed: int
     want = train_only.transform(x[:, None])[:, 0]
     leak = "The scaler saw the test part: fit mu and sigma on series[:n_train] only."
     mu_v, sigma_v = number("mu", mu), number("sigma", sigma)
+    off = "Off by one: the training part is series[:n_train], its first n_train values."
     compare("mu", np.array(mu_v), np.array(train_only.mean_[0]), threshold=THRESHOLD,
             causes=[Cause(np.array(everything.mean_[0]), leak),
                     Cause(np.array(test_only.mean_[0]), "mu is the mean of the test part: "
-                          "fit on series[:n_train].")])  # fmt: skip
+                          "fit on series[:n_train]."),
+                    Cause(np.array(train_only.scale_[0]), "mu and sigma are swapped: return "
+                          "(scaled, mu, sigma) in this order."),
+                    Cause(np.array(np.mean(x[: n_train + 1])), off),
+                    Cause(np.array(np.mean(x[: max(n_train - 1, 1)])), off)])  # fmt: skip
     ddof1 = np.std(x[:n_train], ddof=1)
     compare("sigma", np.array(sigma_v), np.array(train_only.scale_[0]), threshold=THRESHOLD,
             causes=[Cause(np.array(everything.scale_[0]), leak),
                     Cause(np.array(ddof1), "sigma uses ddof=1: take the standard deviation of "
-                          "the values themselves (np.std, ddof=0), as StandardScaler does.")])  # fmt: skip
+                          "the values themselves (np.std, ddof=0), as StandardScaler does."),
+                    Cause(np.array(train_only.var_[0]), "sigma is the variance: the standard "
+                          "deviation is its square root (np.std).")])  # fmt: skip
     compare(label + " scaled", scaled, want, threshold=THRESHOLD,
             causes=[Cause(everything.transform(x[:, None])[:, 0], leak),
                     Cause(x - mu_v, "It is only centred: divide by sigma too."),
@@ -246,6 +260,9 @@ def check_recursive_forecast(
         Cause(_power_forecast(A, c, series[start - window : start][::-1], horizon),
               "The window is reversed: keep it in time order, oldest value first."),
     ]  # fmt: skip
+    causes.append(Cause(_power_forecast(A, c, series[start - window + 1 : start + 1], horizon),
+                        "The first window ends with series[start], the first value to forecast "
+                        "(unknown then): it is series[start - window : start]."))  # fmt: skip
     if start > window:
         causes.append(Cause(_power_forecast(A, c, series[start - window - 1 : start - 1], horizon),
                             "Off by one: the first window must end with series[start - 1], the "
@@ -286,6 +303,8 @@ def check_mape(fn: Callable, *, n: int = 36, seed: int = 0) -> None:
               "The absolute value is missing: errors of both signs cancel."),
         Cause(np.array(100 * sk.mean_absolute_error(y_true, y_pred) / np.mean(y_true)),
               "It divides the mean error by the mean value: average the ratios instead."),
+        Cause(np.array(200 * np.mean(np.abs(y_true - y_pred) / (np.abs(y_true) + np.abs(y_pred)))),
+              "This is the symmetric MAPE (sMAPE): MAPE divides by |y| only."),
     ]  # fmt: skip
     compare(label, np.array(got), np.array(want), threshold=1e-9, causes=causes)
     passed(f"mape: {got:.4f} % matches 100 * sklearn's mean_absolute_percentage_error.")
@@ -302,6 +321,8 @@ def check_rmse(fn: Callable, *, n: int = 36, seed: int = 0) -> None:
         Cause(np.array(np.sqrt(np.sum((y_true - y_pred) ** 2))),
               "It sums the squares: average them before the root."),
         Cause(np.array(sk.mean_absolute_error(y_true, y_pred)), "This is the mean absolute error."),
+        Cause(np.array(abs(np.mean(y_true - y_pred))), "It is |mean error|: the square is taken "
+              "after the mean. Square each error, average, then take the root."),
     ]  # fmt: skip
     compare(label, np.array(got), np.array(want), threshold=1e-9, causes=causes)
     passed(f"rmse: {got:.4f} matches sklearn's root_mean_squared_error.")
