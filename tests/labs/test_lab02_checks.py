@@ -307,6 +307,24 @@ MUTATIONS = [
     text("gru bwd: sigmoid derivative taken as s", "da_z = dh_t * (h_prev - n_t) * z_t * (1.0 - z_t)\n    da_r = da_n * hn_t * r_t * (1.0 - r_t)",
          "da_z = dh_t * (h_prev - n_t) * z_t\n    da_r = da_n * hn_t * r_t", "gru_step_backward",
          "derivative is taken as s"),
+    # -- found by a third review: rejected without a hint by the earlier checks
+    text("lstm fwd: forget bias of 1 (TensorFlow's)", "f_t = sigmoid(a[:, H : 2 * H])",
+         "f_t = sigmoid(a[:, H : 2 * H] + 1.0)", "lstm_step_forward", "extra bias of 1"),
+    text("lstm fwd: output gate with tanh", "o_t = sigmoid(a[:, 3 * H :])",
+         "o_t = np.tanh(a[:, 3 * H :])", "lstm_step_forward", "o_t uses tanh"),
+    text("lstm fwd: forget gate with tanh", "f_t = sigmoid(a[:, H : 2 * H])",
+         "f_t = np.tanh(a[:, H : 2 * H])", "lstm_step_forward", "f_t uses tanh"),
+    text("lstm fwd: gate order i, o, f, g (ONNX)", "f_t = sigmoid(a[:, H : 2 * H])\n    g_t = np.tanh(a[:, 2 * H : 3 * H])\n    o_t = sigmoid(a[:, 3 * H :])",
+         "o_t = sigmoid(a[:, H : 2 * H])\n    f_t = sigmoid(a[:, 2 * H : 3 * H])\n    g_t = np.tanh(a[:, 3 * H :])",
+         "lstm_step_forward", "wrong order"),
+    text("gru fwd: update gate with tanh", "z_t = sigmoid(ax[:, H : 2 * H] + ah[:, H : 2 * H])",
+         "z_t = np.tanh(ax[:, H : 2 * H] + ah[:, H : 2 * H])", "gru_step_forward", "z_t uses tanh"),
+    text("gru fwd: reset gate with tanh", "r_t = sigmoid(ax[:, :H] + ah[:, :H])",
+         "r_t = np.tanh(ax[:, :H] + ah[:, :H])", "gru_step_forward", "r_t uses tanh"),
+    text("gru bwd: direct path with 1 - z", "dh_prev = dah @ W_h.T + dh_t * z_t",
+         "dh_prev = dah @ W_h.T + dh_t * (1.0 - z_t)", "gru_step_backward", "not dh_t * (1 - z_t)"),
+    text("lstm bptt: dstates changed in place", "dstates[:, t] + dh_next, dc_next, caches[t]",
+         "dstates[:, t].__iadd__(dh_next), dc_next, caches[t]", "lstm_backward", "in place"),
 ]  # fmt: skip
 
 ALL_MUTATIONS = MUTATIONS + garbage(CHECKS)

@@ -30,6 +30,8 @@ _FORWARD = [  # (gate order, flags of gru_step_t, explanation)
     ("zrn", (), "The gate blocks are read in the wrong order: PyTorch's order is r, z, n."),
     ("rnz", (), "The gate blocks are read in the wrong order: PyTorch's order is r, z, n."),
     ("nzr", (), "The gate blocks are read in the wrong order: PyTorch's order is r, z, n."),
+    ("rzn", ("tanh_r",), "The reset gate r_t uses tanh: r_t and z_t are sigmoids; only n_t uses tanh."),
+    ("rzn", ("tanh_z",), "The update gate z_t uses tanh: r_t and z_t are sigmoids; only n_t uses tanh."),
 ]  # fmt: skip
 
 
@@ -133,6 +135,8 @@ def _check_backward_once(fn: Callable, N, D, H, seed, where="") -> None:
                                 "z_t * h_prev, so dh_prev also gets dh_t * z_t."))  # fmt: skip
             causes.append(Cause(want[name] - dh * z + dh, "The direct path is dh_t * z_t "
                                 "(h_t = ... + z_t * h_prev), not dh_t."))  # fmt: skip
+            causes.append(Cause(want[name] - dh * z + dh * (1 - z), "The direct path is dh_t * "
+                                "z_t (h_t = (1 - z_t) n_t + z_t h_prev), not dh_t * (1 - z_t)."))  # fmt: skip
         if name == "db_h":
             no_r = want["db_h"].copy()
             no_r[2 * H :] = want["db_x"][2 * H :]

@@ -37,6 +37,11 @@ _FORWARD_CAUSES = [  # (gate order, flags of lstm_step_t, explanation)
      "c_t = f_t * c_prev + i_t * g_t."),
     ("ifgo", ("no_tanh_c",), "h_t = o_t * c_t: the output is o_t * tanh(c_t)."),
     ("ifgo", ("sigmoid_g",), "The candidate g_t uses a sigmoid: it is np.tanh of its block."),
+    ("ifgo", ("forget_bias",), "The forget gate gets an extra bias of 1 (TensorFlow's "
+     "forget_bias, Keras' unit_forget_bias): PyTorch's LSTM has only b, f_t = sigmoid(a[:, H:2H])."),
+    *(("ifgo", (f"tanh_{g}",), f"The {name} gate {g}_t uses tanh: the gates i_t, f_t, o_t are "
+       "sigmoids (values in (0, 1)); only the candidate g_t uses tanh.")
+      for g, name in (("i", "input"), ("f", "forget"), ("o", "output"))),
 ]  # fmt: skip
 
 
@@ -51,8 +56,9 @@ def _forward_causes(x, h, c, W_x, W_h, b, which: int) -> list[Cause]:
     with torch.no_grad():
         for order, flags, why in _FORWARD_CAUSES:
             causes.append(Cause(_n(lstm_step_t(*args, *flags, order=order)[which]), why))
-        for order in ("ifog", "igfo", "gifo", "oifg", "fiog", "ofgi"):
-            causes.append(Cause(_n(lstm_step_t(*args, order=order)[which]), _ORDER_HINT))
+        for order in map("".join, permutations("ifgo")):  # TF's i, g, f, o; ONNX's i, o, f, g; ...
+            if order not in ("ifgo", "figo"):
+                causes.append(Cause(_n(lstm_step_t(*args, order=order)[which]), _ORDER_HINT))
         no_h = lstm_step_t(_t(x), torch.zeros_like(_t(h)), *args[2:])[which]
         causes.append(Cause(_n(no_h), "h_prev is missing: the gates use h_prev @ W_h."))
     return causes

@@ -116,14 +116,18 @@ def lstm_step_t(x, h, c, W_x, W_h, b, *flags: str, order: str = "ifgo"):
 
     Forward flags: ``order`` (the blocks read as these gates), ``no_forget``
     (c_t = c_prev + i g), ``no_input`` (c_t = f c_prev + g), ``no_tanh_c`` (h_t = o c_t),
-    ``sigmoid_g`` (the candidate with a sigmoid). Backward flags (same values, wrong
+    ``sigmoid_g`` (the candidate with a sigmoid), ``tanh_i`` / ``tanh_f`` / ``tanh_o`` (that
+    gate with a tanh), ``forget_bias`` (sigmoid(a_f + 1)). Backward flags (same values, wrong
     derivative): ``no_sigmoid_grad``, ``sigmoid_s_grad`` (s for s (1 - s)),
     ``no_tanh_c_grad`` (tanh'(c_t) forgotten), ``tanh_c_prev_grad`` (tanh' at c_prev),
     ``no_tanh_g_grad``, ``no_h_to_c`` (no gradient from h_t into c_t).
     """
     a = x @ W_x + h @ W_h + b
     blocks = dict(zip(order, a.chunk(4, dim=-1)))
-    i, f, o = (_sigmoid(blocks[k], flags) for k in "ifo")
+    i, f, o = (torch.tanh(blocks[k]) if f"tanh_{k}" in flags else _sigmoid(blocks[k], flags)
+               for k in "ifo")  # fmt: skip
+    if "forget_bias" in flags:
+        f = torch.sigmoid(blocks["f"] + 1.0)
     g = torch.sigmoid(blocks["g"]) if "sigmoid_g" in flags else torch.tanh(blocks["g"])
     if "no_tanh_g_grad" in flags:
         g = _straight(g, blocks["g"], 1.0)
@@ -142,13 +146,14 @@ def gru_step_t(x, h, W_x, W_h, b_x, b_h, *flags: str, order: str = "rzn"):
 
     Forward: ``order``, ``reset_before`` (n = tanh(x W_xn + b_xn + (r h) W_hn + b_hn)),
     ``z_flipped`` (h_t = z n + (1 - z) h_prev), ``b_hn_outside`` (b_hn not multiplied
-    by r). Backward: ``no_sigmoid_grad``, ``sigmoid_s_grad``, ``no_tanh_grad``,
+    by r), ``tanh_r`` / ``tanh_z`` (that gate with a tanh). Backward: ``no_sigmoid_grad``, ``sigmoid_s_grad``, ``no_tanh_grad``,
     ``reset_before_grad`` (only dW_hn as if the reset came first: (r h_prev)^T dn_pre).
     """
     H = h.shape[1]
     ax, ah = x @ W_x + b_x, h @ W_h + b_h
     bx, bh = dict(zip(order, ax.chunk(3, dim=-1))), dict(zip(order, ah.chunk(3, dim=-1)))
-    r, z = (_sigmoid(bx[k] + bh[k], flags) for k in "rz")
+    r, z = (torch.tanh(bx[k] + bh[k]) if f"tanh_{k}" in flags else _sigmoid(bx[k] + bh[k], flags)
+            for k in "rz")  # fmt: skip
     sl = slice(order.index("n") * H, (order.index("n") + 1) * H)
     if "reset_before" in flags:
         pre = bx["n"] + (r * h) @ W_h[:, sl] + b_h[sl]
