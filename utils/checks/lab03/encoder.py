@@ -78,8 +78,7 @@ def check_reverse_padded(
     if graph:
         _check_reverse_gradient(fn, x, lengths, torch.from_numpy(rng.normal(size=tuple(x.shape))))
     passed(f"reverse_padded: each of {B} rows reversed within its length (lengths "
-           f"{lengths.tolist()}), padding left in place; for floats and for ids"
-           + ("; the gradient flows back to x." if graph else " (gradient checked in the notebook)."))  # fmt: skip
+           f"{lengths.tolist()}), padding left in place; for floats and for ids.")  # fmt: skip
 
 
 GRAD_HINT = ("The backward LSTM learns through reverse_padded: reorder the tensor itself "

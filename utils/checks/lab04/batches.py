@@ -52,8 +52,7 @@ def check_batchify(fn: Callable, *, n: int = 1_003, B: int = 4, T: int = 7, seed
                        "characters, not n // B (X stops one character before the end, Y ends "
                        "there).") from e  # fmt: skip
     passed(f"batchify: {n} ids -> X, Y of shape ({(n - 1) // B // T}, {B}, {T}); Y is X shifted "
-           "by one, each row continues from batch to batch, every id in its place (also for "
-           "a stream of a multiple of B ids).")  # fmt: skip
+           "by one, each row continues from batch to batch, every id in its place.")  # fmt: skip
 
 
 def _check_stream(fn: Callable, ids: torch.Tensor, B: int, T: int) -> None:

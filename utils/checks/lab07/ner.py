@@ -254,7 +254,7 @@ def check_span_f1(fn: Callable, *, n: int = 60, T: int = 10, seed: int = 2) -> N
                 causes=itertools.chain(causes, per_sentence),
                 dtype=None, hint=_ZERO if where.startswith(" (no") else hint)  # fmt: skip
     passed(f"span_f1: precision, recall and F1 match seqeval on {n} sentences (and with no "
-           "span predicted, no true span, and a perfect prediction).")  # fmt: skip
+           "span predicted, and a perfect prediction).")  # fmt: skip
 
 
 # ------------------------------------------------------------------ masked token loss
