@@ -264,9 +264,34 @@ MUTATIONS = [
     *standard([n for n in CHECKS if " " not in n]),
 ]  # fmt: skip
 
+# Wrong code a later review found that the checks accepted: an index range off by one (the
+# first or the last response never a negative), ties broken by torch.topk, positives
+# assumed on the diagonal or kept for every row, and exp / log by hand (overflow).
+REVIEW_MUTATIONS = [
+    text("negatives: the last response never drawn", DRAW, "j = int(rng.integers(N - 1))",
+         "sample_negatives", "index 6 was never drawn"),
+    text("negatives: the first response never drawn", DRAW, "j = int(rng.integers(1, N))",
+         "sample_negatives", "index 0 was never drawn"),
+    text("recall: torch.topk breaks the ties", RANK + "\n    " + RET_R,
+         "return float((torch.topk(scores, k, dim=1).indices == 0).any(1).double().mean())",
+         "recall_at_k", "torch.topk and sorting break ties"),
+    text("nce: positives assumed on the diagonal", CE,
+         CE.replace("positive)", "torch.arange(S.shape[0]))"), "info_nce_loss",
+         "column of row n's true response"),
+    text("nce: the diagonal kept, not the positive", KEEP_POS,
+         "drop[torch.arange(S.shape[0]), torch.arange(S.shape[0])] = False", "info_nce_loss",
+         "column of row n's true response"),
+    text("nce: every row keeps every positive", KEEP_POS, "drop[:, positive] = False",
+         "info_nce_loss", "not drop[:, positive] = False"),
+    text("nce: exp, sum and log by hand", CE,
+         'S = S.masked_fill(drop, float("-inf"))\n    '
+         "return -(S.gather(1, positive[:, None]).squeeze(1) - S.exp().sum(1).log()).mean()",
+         "info_nce_loss", "exp overflowed"),
+]  # fmt: skip
+
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@parametrize(MUTATIONS)
+@parametrize(MUTATIONS + REVIEW_MUTATIONS)
 def test_check_rejects_the_mutation_with_its_hint(mutation):
     run_mutation(mutation, CHECKS, SOL)
 

@@ -108,6 +108,57 @@ def check_attention_match(
            f"positions, pooled ({N}, {M}, {H}) the weighted sums, with their gradient.")  # fmt: skip
 
 
+def _nce_value(fn: Callable, name: str, S, positive, same) -> float:
+    got = call_unchanged(fn, "info_nce_loss", S, positive, same)
+    return number(name, got.detach() if isinstance(got, torch.Tensor) else got)
+
+
+def _check_nce_scale_and_positions(fn: Callable, rng, S, positive, same, want: float) -> None:
+    """Two more cases, checked silently: the scores shifted by about 1000 (the loss is the
+    same; exp overflows), and positives off the diagonal with two rows sharing their true
+    text (each row keeps only its own positive)."""
+    N, M = S.shape
+    shifted = S + 1000.0 + 100.0 * torch.arange(N, dtype=S.dtype)[:, None]
+    value = _nce_value(fn, "info_nce_loss for scores around 1000", shifted, positive, same)
+    if not np.isfinite(value):
+        raise fail(f"info_nce_loss is {value} for scores around 1000 (the loss does not change "
+                   "when a row's scores move together): exp overflowed.", "Use F.cross_entropy "
+                   "(or log_softmax / logsumexp), which subtracts each row's largest score; not "
+                   "exp, sum and log by hand.")  # fmt: skip
+    compare("info_nce_loss for scores around 1000", np.array(value), np.array(want),
+            threshold=1e-9, hint="The loss does not change when a row's scores move together: "
+            "compute it with F.cross_entropy or log_softmax.")  # fmt: skip
+    pos = torch.from_numpy(rng.permutation(M)[:N])  # anywhere, not on the diagonal
+    text = torch.from_numpy(rng.integers(0, N + 2, size=M))
+    text[pos] = torch.from_numpy(rng.permutation(N + 2)[:N])
+    text[pos[1]] = text[pos[0]]  # rows 0 and 1 share their true text
+    same = text[None, :] == text[pos][:, None]
+    S = torch.from_numpy(rng.normal(size=(N, M)) * 3)
+    name = f"info_nce_loss with the positives at columns {pos.tolist()}"
+    value = _nce_value(fn, name, S, pos, same)
+    drop, rows = same.clone(), torch.arange(N)
+    drop[rows, pos] = False
+    want = F.cross_entropy(S.masked_fill(drop, float("-inf")), pos).item()
+    kept, diagonal = same.clone(), same.clone()
+    kept[:, pos] = False
+    diagonal[rows, rows] = False
+    hint = ("positive[n] is the column of row n's true response (here not n), and only that "
+            "column of row n is kept among its same-text candidates: drop[torch.arange(N), "
+            "positive] = False.")  # fmt: skip
+    if not np.isfinite(value):
+        raise fail(f"{name} (rows 0 and 1 share their true text) is {value}.", hint)
+    causes = [
+        Cause(np.array(F.cross_entropy(S.masked_fill(kept, float("-inf")), pos).item()),
+              "Row 0 kept row 1's positive, a copy of its own true text, as a negative: keep "
+              "only each row's own positive, drop[torch.arange(N), positive] = False, not "
+              "drop[:, positive] = False."),
+        Cause(np.array(F.cross_entropy(S.masked_fill(diagonal, float("-inf")), rows).item()),
+              "The positives were taken on the diagonal (column n for row n): row n's true "
+              "response is in column positive[n]."),
+    ]  # fmt: skip
+    compare(name, np.array(value), np.array(want), threshold=1e-9, causes=causes, hint=hint)
+
+
 def check_info_nce_loss(fn: Callable, *, N: int = 4, k: int = 3, seed: int = 0) -> None:
     """Check ``info_nce_loss(S, positive, same_text) -> loss``: the mean over rows of
     -log softmax(S[n])[positive[n]], the softmax over the candidates except those that share
@@ -147,6 +198,7 @@ def check_info_nce_loss(fn: Callable, *, N: int = 4, k: int = 3, seed: int = 0) 
     compare("info_nce_loss", np.array(value), np.array(want.item()), threshold=1e-9,
             causes=causes, hint="loss = mean over n of -log( exp(S[n, p]) / sum over the kept "
             "candidates j of exp(S[n, j]) ), p = positive[n].")  # fmt: skip
+    _check_nce_scale_and_positions(fn, rng, S_d, positive, same, want.item())
     if keeps_graph(fn):
         compare("the gradient of the loss with respect to S", _grad(got, [S]), _grad(want, [S]),
                 threshold=1e-7, hint="The value is right but not its gradient: compute it "

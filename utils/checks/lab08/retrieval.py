@@ -27,6 +27,24 @@ def _pool(rng, n: int) -> np.ndarray:
     return np.where(rng.random(n) < 0.5, templated, single).astype(np.int64)
 
 
+def _check_every_index(fn: Callable, seed: int, n: int = 7, k: int = 5) -> None:
+    """A small pool of n different texts: each row takes k of its n - 1 others, so every
+    index, the first and the last included, is someone's negative (a correct sampler misses
+    one with a chance of about 1e-8 over two seeds)."""
+    drawn = set()
+    for s in (seed, seed + 1):
+        out = as_array("sample_negatives(text_id, k, seed)",
+                       call_unchanged(fn, "sample_negatives", np.arange(n), k, s))  # fmt: skip
+        drawn |= {int(j) for j in out.ravel()}
+    missing = sorted(set(range(n)) - drawn)
+    if missing:
+        raise fail(f"in a pool of {n} responses with {n} different texts (k = {k}, seeds {seed} "
+                   f"and {seed + 1}), index {missing[0]} was never drawn as a negative.",
+                   "Every response can be a negative: draw j from 0 to N - 1 with "
+                   "rng.integers(N) (its upper end is excluded), not rng.integers(N - 1) or "
+                   "rng.integers(1, N).")  # fmt: skip
+
+
 def check_sample_negatives(fn: Callable, *, n: int = 200, k: int = 5, seed: int = 0) -> None:
     """Check ``sample_negatives(text_id, k, seed) -> (N, k) int64`` indices: each row's
     negatives have texts other than its own and other than each other, drawn from a
@@ -75,6 +93,7 @@ def check_sample_negatives(fn: Callable, *, n: int = 200, k: int = 5, seed: int 
     if len(np.unique(got)) < n // 2:
         raise fail(f"only {len(np.unique(got))} distinct responses were drawn for {n} rows.",
                    "Draw from the whole pool, not from a fixed few.")  # fmt: skip
+    _check_every_index(fn, seed)
     passed(f"sample_negatives: {n} x {k} negatives, none with its row's text, no text twice in "
            "a row, reproducible from the seed.")  # fmt: skip
 
@@ -114,11 +133,14 @@ def check_recall_at_k(fn: Callable, *, seed: int = 0) -> None:
                    f"The 4 rows' true responses are at {ranks}.")  # fmt: skip
             raise fail(f"recall_at_k on the worked example with k = {k}: got {got}, expected {w}.",
                        why)  # fmt: skip
-    const = number("recall_at_k(constant scores, 1)",
-                   call_unchanged(fn, "recall_at_k", torch.zeros(5, 10), 1))  # fmt: skip
-    if const != 0:
-        raise fail(f"recall_at_k gives {const} to a scorer that scores every candidate the same.",
-                   "A tie counts against the true response (>=).")  # fmt: skip
+    for k in (1, 9):  # with k = 9 of 10, topk or a sort keeps column 0 among the tied
+        const = number(f"recall_at_k(constant scores, {k})",
+                       call_unchanged(fn, "recall_at_k", torch.zeros(5, 10), k))  # fmt: skip
+        if const != 0:
+            raise fail(f"recall_at_k gives {const} to a scorer that scores every candidate the "
+                       f"same (k = {k} of 10 candidates).", "A tie counts against the true "
+                       "response (>=): count the candidates scored at least as high as column "
+                       "0; torch.topk and sorting break ties in any order.")  # fmt: skip
     big = rng.normal(size=(300, 10))
     for k in (1, 2, 5):
         got = number(f"recall_at_k(scores, {k})",
