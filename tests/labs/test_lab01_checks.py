@@ -392,6 +392,27 @@ REVIEW_MUTATIONS = [
 ]  # fmt: skip
 
 
+# Wrong code a later review found that the checks accepted (a tanh written with np.exp,
+# the loss as np.log of the softmax: both fine on small inputs) or explained generically
+# (the upstream gradient used in place of the carried one, not added to it).
+LATER_MUTATIONS = [
+    text("forward: tanh written with np.exp (overflows)", STEP,
+         "a = x_t @ W_xh + h_prev @ W_hh + b_h\n    "
+         "h_t = (np.exp(a) - np.exp(-a)) / (np.exp(a) + np.exp(-a))",
+         "rnn_step_forward", "a tanh written with np.exp overflows"),
+    text("forward: tanh as (exp(2a) - 1) / (exp(2a) + 1)", STEP,
+         "a = x_t @ W_xh + h_prev @ W_hh + b_h\n    h_t = (np.exp(2 * a) - 1) / (np.exp(2 * a) + 1)",
+         "rnn_step_forward", "(inputs 1000 times larger, tanh saturated) is not finite"),
+    text("loss: np.log of the softmax (underflows)",
+         "log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))",
+         "probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)\n    "
+         "log_probs = np.log(probs)", "temporal_softmax_loss", "np.log(0) is -inf"),
+    text("BPTT: dstates used at t = T only, dh_next after", "dstates[:, t] + dh_next, caches[t]",
+         "dstates[:, t] if t == T - 1 else dh_next, caches[t]", "rnn_backward",
+         "Only the loss at the last step t = T enters"),
+]  # fmt: skip
+
+
 def _as_torch(fn):
     """The first output as torch tensors (float64): the lab is NumPy only."""
 
@@ -437,7 +458,9 @@ TRANSPOSED = [
     for name in CHECKS
 ]  # fmt: skip
 
-ALL_MUTATIONS = MUTATIONS + REVIEW_MUTATIONS + garbage(CHECKS) + TRANSPOSED + TORCH
+ALL_MUTATIONS = (
+    MUTATIONS + REVIEW_MUTATIONS + LATER_MUTATIONS + garbage(CHECKS) + TRANSPOSED + TORCH
+)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

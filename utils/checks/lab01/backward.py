@@ -103,6 +103,7 @@ _BPTT_HINTS = {
     "shift": "Off by one in time: dstates and caches are paired with different indices; step t uses caches[t - 1] and dstates[:, t - 1] (in the loop, caches[t] goes with dstates[:, t]).",
     "dh1": "dh0 is the gradient reaching h_1, not h_0: it must still pass step t = 1; dh0 is the dh_prev that rnn_step_backward returns for caches[0].",
     "dh_last": "dh0 is the dh_prev of the last step t = T (the loop's first iteration): dh0 is what comes out of step t = 1, after the whole loop.",
+    "only_T": "Only the loss at the last step t = T enters: every step t receives its own dstates[:, t - 1] plus the dh_prev carried back from step t + 1; add them, do not use one in place of the other.",
     "other": "Does check_rnn_step_backward pass? Then look at the loop: step t (caches[t - 1]) receives dstates[:, t - 1] plus the dh_prev of step t + 1, the weight gradients add up over t, and dh0 is the dh_prev of step t = 1.",
 }  # fmt: skip
 _SHAPES = {"dX": "(N, T, D) like X", "dh0": "(N, H) like h0", "dW_xh": "(D, H) like W_xh",
@@ -123,6 +124,8 @@ def _check_rnn_backward_once(fn: Callable, N, T, D, H, seed, where: str = "") ->
         per_step = _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates)
         without_last = dstates.copy()
         without_last[:, -1] = 0.0  # what a loop that never visits t = T computes
+        only_last = np.zeros_like(dstates)
+        only_last[:, -1] = dstates[:, -1]  # what a loop that adds dstates at t = T only computes
         back = list(reversed(range(T)))
         # dh0 taken at the wrong place: at h_1, or the dh_prev of step T (dL/dh_{T-1} through h_T).
         dh_last = per_step["dstates"][:, -2] - dstates[:, -2] if T > 1 else ref["dh0"]
@@ -131,6 +134,7 @@ def _check_rnn_backward_once(fn: Callable, N, T, D, H, seed, where: str = "") ->
             "no_tanh": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, derivative="none"),
             "no_carry": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, dstates, carry=False),
             "no_last": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, without_last),
+            "only_T": _unrolled_autograd(X, h0, W_xh, W_hh, b_h, only_last),
             "loops": [  # wrong loops: forward in time, or dstates and caches off by one
                 ("forward", _wrong_bptt_loop(caches, b_h, dstates, range(T))),
                 ("shift", _wrong_bptt_loop(caches, b_h, dstates, back, dstates_at=lambda t: t - 1)),
@@ -158,10 +162,11 @@ def _bptt_causes(name: str, wrong, ref):
         steps = w["per_step"][name]
         yield from [(steps[0], h["first"]), (steps[-1], h["last"]),
                     (sum(steps[1:]), h["skip_first"]), (sum(w["no_last"][name]), h["skip_last"]),
-                    (sum(w["no_tanh"][name]), h["tanh"]), (sum(w["no_carry"][name]), h["carry"])]  # fmt: skip
+                    (sum(w["no_tanh"][name]), h["tanh"]), (sum(w["no_carry"][name]), h["carry"]),
+                    (sum(w["only_T"][name]), h["only_T"])]  # fmt: skip
     else:
         yield from [(w["no_tanh"][name], h["tanh"]), (w["no_carry"][name], h["carry"]),
-                    (w["no_last"][name], h["skip_last"])]  # fmt: skip
+                    (w["no_last"][name], h["skip_last"]), (w["only_T"][name], h["only_T"])]  # fmt: skip
     yield from ((loop[name], h[key]) for key, loop in w["loops"])
     if name == "dX":
         yield (ref[name][:, ::-1], h["reversed"])

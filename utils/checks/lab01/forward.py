@@ -68,6 +68,23 @@ def _check_step_forward_once(fn: Callable, N, D, H, seed, where: str = "") -> No
     _check_cache("cache", cache, (x_t, h_prev, want, W_xh, W_hh), keep, step=where)
 
 
+def _check_saturated_step(fn: Callable, seed: int) -> None:
+    """Inputs that saturate the tanh (|a_t| in the hundreds): h_t is +-1, and finite."""
+    label, where = "rnn_step_forward", " (inputs 1000 times larger, tanh saturated)"
+    _, X, h_prev, W_xh, W_hh, b_h = _random_rnn(2, 1, 3, 4, seed)
+    x_t = 1000.0 * X[:, 0]
+    h_t, _ = unpack(call(fn, label, x_t, h_prev, W_xh, W_hh, b_h), label, ("h_t", "cache"))
+    with torch.no_grad():
+        want = _n(_cell(W_xh, W_hh, b_h)(_t(x_t), _t(h_prev)))
+    if isinstance(h_t, np.ndarray) and h_t.shape == want.shape and not _finite(h_t):
+        raise fail(
+            f"h_t{where} is not finite (NaN or inf): a tanh written with np.exp overflows "
+            "(np.exp(800) is inf, and inf / inf is nan).",
+            "Use np.tanh: it is exact for every input.",
+        )
+    _compare("h_t" + where, h_t, want)
+
+
 def check_rnn_step_forward(
     fn: Callable, *, N: int = 3, D: int = 4, H: int = 5, seed: int = 0
 ) -> None:
@@ -75,6 +92,7 @@ def check_rnn_step_forward(
     ``nn.RNNCell``, on the given sizes and on others."""
     _check_step_forward_once(fn, N, D, H, seed)
     _check_step_forward_once(fn, **_OTHER["step"], seed=seed + 1000, where=_sizes("step"))
+    _check_saturated_step(fn, seed + 2000)
     passed(
         f"rnn_step_forward: h_t matches nn.RNNCell with the same weights; the cache holds {', '.join(STEP_CACHE)}."
     )
@@ -226,6 +244,29 @@ def _check_loss_once(fn: Callable, N, T, V, seed, where: str = "") -> None:
     _compare(f"dscores for scores thousands apart{where}", out[1], spread_grad)
 
 
+def _check_target_far_below(fn: Callable, seed: int, N: int = 2, T: int = 3, V: int = 4) -> None:
+    """Targets whose scores lie about 800 below the best of their row: the softmax of the
+    target underflows to 0, so the loss needs log-sum-exp (log of the softmax is -inf)."""
+    label, where = "temporal_softmax_loss", " (target scores 800 below the best)"
+    rng = seeded(seed)
+    Y = rng.integers(0, V, size=(N, T))
+    scores = rng.normal(size=(N, T, V)) + 800.0 * np.eye(V)[(Y + 1) % V]  # another on top
+    s_t = _t(scores).requires_grad_()
+    want = F.cross_entropy(s_t.reshape(-1, V), torch.as_tensor(Y).reshape(-1))
+    want.backward()
+    loss, dscores = unpack(call(fn, label, scores, Y), label, ("loss", "dscores"))
+    value = _number("loss", loss)
+    if not np.isfinite(value):
+        raise fail(
+            f"loss{where} is {value}: the softmax of the target underflows to 0 and np.log(0) "
+            "is -inf.",
+            "Compute the log-probabilities as shifted - np.log(np.exp(shifted).sum(...)) "
+            "(log-sum-exp), not np.log of the softmax.",
+        )
+    _compare("loss" + where, value, np.array(want.item()))
+    _compare("dscores" + where, dscores, _n(s_t.grad))
+
+
 def check_temporal_softmax_loss(
     fn: Callable, *, N: int = 2, T: int = 3, V: int = 5, seed: int = 2
 ) -> None:
@@ -233,6 +274,7 @@ def check_temporal_softmax_loss(
     (mean), on the given sizes and on others; stable for scores far apart."""
     _check_loss_once(fn, N, T, V, seed)
     _check_loss_once(fn, **_OTHER["loss"], seed=seed + 1000, where=_sizes("loss"))
+    _check_target_far_below(fn, seed + 2000)
     passed(
         "temporal_softmax_loss: loss and dscores match F.cross_entropy (mean over N*T) and "
         "autograd; stable for large scores and for scores far apart."
