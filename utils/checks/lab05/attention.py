@@ -8,7 +8,9 @@ tanh missing, the mask ignored or inverted, input feeding forgotten, ...) are ou
 the same references with one thing changed. Each check then calls the function again
 with inputs that require gradients and compares the gradients autograd finds through it
 with the reference's: a ``.detach()``, ``.data``, ``torch.no_grad()``, a detour through
-NumPy or an in-place change autograd needs undone would stop training. Shapes::
+NumPy or an in-place change autograd needs undone would stop training. (The grader's
+stand-in of a function returns values only: there the gradients are left to the notebook.)
+Shapes::
 
     h_t (N, H)   H_s (N, S, H_enc)   scores, mask, weights (N, S)   context (N, H_enc)
 """
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from utils.checks.core import CheckError, passed, seeded
-from utils.checks.engine import Cause, call_unchanged, compare, describe, fail, unpack
+from utils.checks.engine import Cause, call_unchanged, compare, describe, fail, keeps_graph, unpack
 
 __all__ = ["check_attend", "check_decoder_step", "check_luong_scores"]
 
@@ -184,8 +186,9 @@ def check_luong_scores(fn: Callable, *, N: int = 3, S: int = 4, H: int = 5, seed
             params = {k: v for k, v in t.items() if k not in ("h_t", "H_s")}
             return (call_unchanged(fn, "luong_scores", kind, t["h_t"], t["H_s"], params),)
 
-        _check_gradients(f"luong_scores({kind!r})", student, lambda t, r=reference: (r(t),),
-                         leaves, ("the scores",), rng)  # fmt: skip
+        if keeps_graph(fn):  # the grader's stand-in returns values: gradients in the notebook
+            _check_gradients(f"luong_scores({kind!r})", student, lambda t, r=reference: (r(t),),
+                             leaves, ("the scores",), rng)  # fmt: skip
     passed(f"luong_scores: the dot, general (square and H_enc = {H_enc} != H = {H}) and concat "
            "scores (N, S) match the reference; an unknown kind raises.")  # fmt: skip
 
@@ -277,9 +280,11 @@ def check_attend(fn: Callable, *, N: int = 4, S: int = 6, H: int = 3, seed: int 
         weights = _masked_softmax(t["scores"], mask)
         return torch.einsum("ns,nsh->nh", weights, t["H_s"]), weights
 
-    _check_gradients("attend", lambda t: call_unchanged(fn, "attend", t["scores"], mask, t["H_s"]),
-                     reference, _leaves({"scores": scores, "H_s": H_s}), ("context", "weights"),
-                     rng)  # fmt: skip
+    if keeps_graph(fn):  # the grader's stand-in returns values: gradients in the notebook
+        _check_gradients("attend",
+                         lambda t: call_unchanged(fn, "attend", t["scores"], mask, t["H_s"]),
+                         reference, _leaves({"scores": scores, "H_s": H_s}),
+                         ("context", "weights"), rng)  # fmt: skip
     passed(f"attend: the weights are the softmax over the real tokens (0 on the padding, rows "
            f"summing to 1; lengths {S}, 1 and others) and context = weights @ H_s.")  # fmt: skip
 
@@ -376,7 +381,8 @@ def check_decoder_step(fn: Callable, *, N: int = 3, S: int = 4, E: int = 3, H: i
         return _step(t, t["e_t"], t["h_prev"], t["h_tilde_prev"], t["H_s"], mask)
 
     tensors = {**p, "e_t": e_t, "h_prev": h_prev, "h_tilde_prev": ht_prev, "H_s": H_s}
-    _check_gradients("decoder_step", student, reference, _leaves(tensors),
-                     ("h_t", "h_tilde_t", "weights"), rng)  # fmt: skip
+    if keeps_graph(fn):  # the grader's stand-in returns values: gradients in the notebook
+        _check_gradients("decoder_step", student, reference, _leaves(tensors),
+                         ("h_t", "h_tilde_t", "weights"), rng)  # fmt: skip
     passed("decoder_step: h_t (a GRU cell on [e_t; h_tilde_prev]), the weights (general score "
            "from h_t, masked) and h_tilde_t = tanh([c_t; h_t] W_c^T) match the reference.")  # fmt: skip
