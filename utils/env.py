@@ -9,6 +9,7 @@ the data layer, the lab generator and the grader agree on what it means:
 ``WORKBOOK_EXPORTS``   where labs export their functions (default ``exports/``)
 ``WORKBOOK_MIRROR``    a folder or URL holding the datasets under the same names
 ``WORKBOOK_DEVICE``    force ``cpu``, ``cuda`` or ``mps``
+``WORKBOOK_BF16``      force bfloat16 training on the CPU on (``1``) or off (``0``)
 =====================  =====================================================
 
 Importing this module imports neither NumPy nor torch.

@@ -218,3 +218,20 @@ def test_setup_flushes_denormals_only_when_asked():
         assert tiny().item() > 0.0
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("hardware", [True, False])
+def test_cpu_bf16_follows_the_hardware_unless_forced(monkeypatch, hardware):
+    monkeypatch.delenv("WORKBOOK_BF16", raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: hardware, raising=False)
+    assert config.cpu_bf16() is hardware
+    assert config.cpu_bf16(prefer=not hardware) is (not hardware)  # the argument wins
+    monkeypatch.setenv("WORKBOOK_BF16", "0" if hardware else "1")
+    assert config.cpu_bf16() is (not hardware)  # so does the variable
+    assert config.cpu_bf16(prefer=hardware) is hardware  # over the variable, the argument
+
+
+def test_cpu_bf16_is_false_where_torch_cannot_tell(monkeypatch):
+    monkeypatch.delenv("WORKBOOK_BF16", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert config.cpu_bf16() is False
