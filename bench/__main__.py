@@ -68,10 +68,27 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return (
-        f"{cpu}, {os.cpu_count()} cores (notebooks run torch on 1 thread, see utils.config.setup), "
+        f"{cpu}, {os.cpu_count()} cores (torch on 1 thread, or on 2 where a notebook's "
+        "utils.config.setup(threads=...) asks), "
+        f"{'with' if amx else 'without'} AMX bfloat16 units (see utils.config.cpu_bf16), "
         f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}"
     )
+
+
+def merged_dates(old: str, stamp: str, measured: set[str]) -> str:
+    """The record's date line, ``old``, with this run's ``stamp`` added last. An earlier
+    stamp no longer names the notebooks in ``measured`` (they were run again, so their
+    figures are this run's), and goes once it names none."""
+    kept = []
+    for entry in old.split("; "):
+        day, sep, names = entry.partition(" for ")
+        left = [n for n in names.split(", ") if n not in measured] if sep else None
+        if entry == stamp or left == []:
+            continue
+        kept.append(f"{day} for {', '.join(left)}" if left else entry)
+    return "; ".join([*kept, stamp])
 
 
 def time_notebook(
@@ -291,7 +308,7 @@ def main(argv=None) -> int:
         stamp = f"{record['date']} for {', '.join(what)}"
         record = {
             **record,
-            "date": "; ".join([*(d for d in old["date"].split("; ") if d != stamp), stamp]),
+            "date": merged_dates(old["date"], stamp, set() if args.fast_only else set(timings)),
             "notebooks": {**old["notebooks"], **timings},
             "metrics": {
                 **{k: v for k, v in old["metrics"].items() if k.split(": ")[0] not in measured},

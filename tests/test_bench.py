@@ -144,3 +144,19 @@ def test_fast_only_keeps_the_full_mode_record_and_measures_fast_mode(tmp_path, m
     assert record["date"] == f"2026-01-01; {stamp}"  # not stamped twice
     with pytest.raises(SystemExit):
         bench.main(["--only", str(ROOT / rel), "--fast-only", "--out", str(out)])
+
+
+def test_merged_dates_drop_the_notebooks_measured_again():
+    """A notebook measured again loses its earlier date; --fast-only keeps it (the full-mode
+    figures on record are still from then)."""
+    from bench.__main__ import merged_dates
+
+    old = "2026-01-01; 2026-01-02 for a.ipynb, b.ipynb; 2026-01-03 for c.ipynb"
+    assert merged_dates(old, "2026-01-05 for b.ipynb", {"b.ipynb"}) == (
+        "2026-01-01; 2026-01-02 for a.ipynb; 2026-01-03 for c.ipynb; 2026-01-05 for b.ipynb"
+    )
+    assert merged_dates(old, "2026-01-05 for c.ipynb", {"c.ipynb"}) == (
+        "2026-01-01; 2026-01-02 for a.ipynb, b.ipynb; 2026-01-05 for c.ipynb"
+    )
+    assert merged_dates(old, "2026-01-05 for c.ipynb", set()) == f"{old}; 2026-01-05 for c.ipynb"
+    assert merged_dates(old, "2026-01-03 for c.ipynb", set()) == old  # stamped once
