@@ -35,6 +35,7 @@ import nbformat
 import torch
 
 from bench.budgets import budget
+from utils.config import cpu_has_amx
 from utils.instructor.execute import run_notebook
 from utils.instructor.exports import write_reference_exports
 from utils.instructor.notebook import clean_metadata
@@ -68,7 +69,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    amx = cpu_has_amx()  # the hardware, whatever WORKBOOK_BF16 says
     return (
         f"{cpu}, {os.cpu_count()} cores (torch on 1 thread, or on 2 where a notebook's "
         "utils.config.setup(threads=...) asks), "

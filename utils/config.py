@@ -96,6 +96,11 @@ def cpu_bf16(prefer: bool | None = None) -> bool:
         return bool(prefer)
     if env.text("WORKBOOK_BF16") is not None:
         return env.flag("WORKBOOK_BF16")
+    return cpu_has_amx()
+
+
+def cpu_has_amx() -> bool:
+    """True when this CPU has Intel's AMX tiles (bfloat16 matrix units), as torch sees it."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # not in every torch build
     try:
         return bool(probe is not None and probe())
